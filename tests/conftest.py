@@ -1,0 +1,6 @@
+"""Shared pytest configuration: fixtures live in tests/fixtures/ as plugin modules."""
+
+pytest_plugins = [
+    "fixtures.cluster",
+    "fixtures.servers",
+]
