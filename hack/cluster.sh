@@ -19,7 +19,7 @@ export KWOK_KUBECTL_BINARY; KWOK_KUBECTL_BINARY="$(bin_path kubectl)"
 KWOKCTL="$(bin_path kwokctl)"
 KUBECTL=("$(bin_path kubectl)" --kubeconfig "$KUBECONFIG_PATH")
 
-kwokctl() { "$KWOKCTL" --name "$CLUSTER_NAME" -c "$HACK_DIR/kwokctl.yaml" "$@"; }
+kwokctl() { "$KWOKCTL" --name "$CLUSTER_NAME" -c "$HACK_DIR/kwokctl.yaml" -v WARN "$@"; }
 
 cluster_exists() { [[ -d "$KWOK_WORKDIR/clusters/$CLUSTER_NAME" ]]; }
 
@@ -93,8 +93,8 @@ up() {
   echo "$KUBECONFIG_PATH"
 }
 
-leftover_pids() { # processes started from our cached binaries or our state dir
-  pgrep -f -- "$BIN_CACHE/(kubernetes|etcd|kwok)-" 2>/dev/null || true
+leftover_pids() { # control-plane processes of this cluster (kwokctl runs copies from its workdir)
+  pgrep -f -- "$KWOK_WORKDIR/clusters/$CLUSTER_NAME/" 2>/dev/null || true
 }
 
 down() {

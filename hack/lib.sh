@@ -21,7 +21,7 @@ bin_path() {
     kube-apiserver|kube-controller-manager|kube-scheduler) echo "$BIN_CACHE/kubernetes-$KUBE_VERSION/$1" ;;
     etcd) echo "$BIN_CACHE/etcd-$ETCD_VERSION/etcd" ;;
     kwok|kwokctl) echo "$BIN_CACHE/kwok-$KWOK_VERSION/$1" ;;
-    vault) echo "$BIN_CACHE/vault-$VAULT_VERSION/vault" ;;
+    bao) echo "$BIN_CACHE/openbao-$OPENBAO_VERSION/bao" ;;
     kubectl|helm) echo "$BIN_CACHE/kubectl-layer-$KUBECTL_LAYER_VERSION/$1" ;;
     *) die "unknown binary: $1" ;;
   esac

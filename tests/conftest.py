@@ -3,4 +3,7 @@
 pytest_plugins = [
     "fixtures.cluster",
     "fixtures.servers",
+    "fixtures.simulator",
+    "fixtures.crds",
+    "fixtures.operator",
 ]

@@ -1,0 +1,198 @@
+"""Pure computation of a TradingBot's status from what the operator observes.
+
+Inputs are plain observations (validation problems, apply errors, Deployments, Leases
+with their heartbeats); the output is the whole `status` dict. The handler only patches it
+when it differs from the current one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tradebot_operator.api.heartbeat import Heartbeat
+from tradebot_operator.conditions import ConditionUpdate, merge_conditions
+from tradebot_operator.validation import Problem
+
+# Reasons that mean "something the bot refers to does not exist yet": the bot waits
+# (Pending) and reconciles as soon as it appears, instead of failing.
+WAITING_REASONS = frozenset({"StrategyNotFound", "ExchangeAccountNotFound"})
+
+
+@dataclass(frozen=True)
+class LeaseObservation:
+    name: str
+    shard: int
+    holder: str | None
+    renew_time: datetime | None
+    duration_seconds: int
+    heartbeat: Heartbeat | None
+
+    def held(self, now: datetime) -> bool:
+        if not self.holder or self.renew_time is None:
+            return False
+        return now <= self.renew_time + timedelta(seconds=self.duration_seconds)
+
+    def ready(self, now: datetime, stale_after: timedelta) -> bool:
+        hb = self.heartbeat
+        return (
+            self.held(now)
+            and hb is not None
+            and hb.ready
+            and hb.pod == self.holder
+            and now - hb.ts <= stale_after
+        )
+
+
+@dataclass(frozen=True)
+class ExchangeObservation:
+    account: str
+    shards_total: int
+    leases: Sequence[LeaseObservation] = ()
+    ready_replicas: int = 0
+
+
+@dataclass(frozen=True)
+class Observation:
+    generation: int | None
+    suspended: bool
+    halted: bool
+    problems: Sequence[Problem] = ()
+    apply_error: str | None = None
+    exchanges: Sequence[ExchangeObservation] = ()
+    stale_after: timedelta = timedelta(seconds=18)
+    ever_running: bool = False
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _sum(values: Sequence[Decimal | None]) -> Decimal:
+    return sum((v for v in values if v is not None), Decimal(0))
+
+
+def _text(value: Decimal) -> str:
+    # Normalised decimal text without exponent: "12.5", "0", "-3.25".
+    return format(value.normalize(), "f") if value else "0"
+
+
+def exchange_status(
+    obs: ExchangeObservation, now: datetime, stale_after: timedelta
+) -> dict[str, Any]:
+    fresh = [
+        lease for lease in obs.leases
+        if lease.heartbeat is not None and lease.held(now) and lease.heartbeat.pod == lease.holder
+    ]  # fmt: skip
+    beats = [lease.heartbeat for lease in fresh if lease.heartbeat is not None]
+    shard0 = next((lease for lease in obs.leases if lease.shard == 0), None)
+    leader = shard0.holder if shard0 is not None and shard0.held(now) else None
+    status: dict[str, Any] = {
+        "shardsTotal": obs.shards_total,
+        "shardsHeld": sum(1 for lease in obs.leases if lease.held(now)),
+        "readyShards": sum(1 for lease in obs.leases if lease.ready(now, stale_after)),
+        "openOrders": sum(hb.open_orders for hb in beats),
+        "state": "Unknown",
+    }
+    if leader:
+        status["leader"] = leader
+    if beats:
+        newest = max(beats, key=lambda hb: hb.ts)
+        status["lastHeartbeat"] = newest.ts.isoformat(timespec="seconds").replace("+00:00", "Z")
+        status["positionNotional"] = _text(_sum([hb.position_notional for hb in beats]))
+        status["realizedPnl"] = _text(_sum([hb.realized_pnl for hb in beats]))
+        status["unrealizedPnl"] = _text(_sum([hb.unrealized_pnl for hb in beats]))
+        lead = shard0.heartbeat if shard0 is not None and shard0.heartbeat in beats else newest
+        if lead is not None:
+            status["state"] = lead.state
+            if lead.message:
+                status["message"] = lead.message[:1024]
+        breaker = next((hb.breaker for hb in beats if hb.breaker), None)
+        if breaker:
+            status["breaker"] = breaker
+    return status
+
+
+def _runtime_verdict(
+    obs: Observation, exchanges: dict[str, dict[str, Any]]
+) -> tuple[str, str, str]:
+    """(phase, reason, message) from the runtime's side once the spec is fine."""
+    not_ready = [
+        f"{name}: {ex['readyShards']}/{ex['shardsTotal']} shards ready"
+        for name, ex in exchanges.items()
+        if ex["readyShards"] < ex["shardsTotal"]
+    ]
+    if not not_ready:
+        return "Running", "AllShardsReady", "every shard has a ready leader"
+    any_heartbeat = any("lastHeartbeat" in ex for ex in exchanges.values())
+    if not obs.ever_running and not any_heartbeat:
+        return "Pending", "WaitingForRuntime", "; ".join(not_ready)
+    return "Degraded", "ShardsNotReady", "; ".join(not_ready)
+
+
+def compute_status(
+    obs: Observation, current: Mapping[str, Any] | None, now: datetime
+) -> dict[str, Any]:
+    """The complete status for the bot, given the current one (for transition times)."""
+    current = current or {}
+    exchanges = {ex.account: exchange_status(ex, now, obs.stale_after) for ex in obs.exchanges}
+    reconciled = ConditionUpdate("Reconciled", "True", "ChildrenApplied", "all children applied")
+    progressing = ConditionUpdate("Progressing", "False", "Stable", "")
+
+    if obs.problems:
+        first = obs.problems[0]
+        waiting = all(p.reason in WAITING_REASONS for p in obs.problems)
+        phase, reason = ("Pending" if waiting else "Failed"), first.reason
+        message = "; ".join(str(p) for p in obs.problems)
+        reconciled = ConditionUpdate("Reconciled", "False", reason, message)
+    elif obs.apply_error:
+        phase, reason, message = "Degraded", "ApplyFailed", obs.apply_error
+        reconciled = ConditionUpdate("Reconciled", "False", "ApplyFailed", obs.apply_error)
+    elif obs.suspended:
+        phase, reason, message = "Suspended", "Suspended", "spec.suspend is true: no runtime pods"
+    else:
+        phase, reason, message = _runtime_verdict(obs, exchanges)
+        if obs.halted and phase == "Running":
+            phase, reason, message = "Halted", "Halted", "tradingState is Halted: no new orders"
+        if phase == "Pending":
+            progressing = ConditionUpdate("Progressing", "True", reason, message)
+
+    ready = phase in ("Running", "Halted")
+    degraded = phase in ("Degraded", "Failed")
+    conditions = merge_conditions(
+        current.get("conditions", []),
+        [
+            ConditionUpdate("Ready", "True" if ready else "False", reason, message),
+            ConditionUpdate("Degraded", "True" if degraded else "False", reason, message),
+            progressing,
+            reconciled,
+        ],
+        generation=obs.generation,
+        now=now,
+    )
+    leaders = [ex["leader"] for ex in exchanges.values() if ex.get("leader")]
+    pnl = _sum(
+        [
+            Decimal(ex[k])
+            for ex in exchanges.values()
+            for k in ("realizedPnl", "unrealizedPnl")
+            if k in ex
+        ]
+    )
+    ready_count = sum(1 for ex in exchanges.values() if ex["readyShards"] >= ex["shardsTotal"] > 0)
+    summary: dict[str, Any] = {
+        "exchangesReady": f"{ready_count}/{len(obs.exchanges)}",
+        "reason": "" if phase == "Running" else reason,
+    }
+    if leaders:
+        summary["leader"] = ",".join(leaders)[:253]
+    status: dict[str, Any] = {
+        "phase": phase,
+        "conditions": conditions,
+        "exchanges": exchanges,
+        "pnl": _text(pnl),
+        "summary": summary,
+    }
+    if obs.generation is not None:
+        status["observedGeneration"] = obs.generation
+    return status

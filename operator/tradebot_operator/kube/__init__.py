@@ -1,0 +1,1 @@
+"""Kubernetes I/O for the operator: server-side apply, pruning, status and events."""

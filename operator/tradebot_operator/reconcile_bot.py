@@ -1,0 +1,234 @@
+"""Reconcile one TradingBot: resolve its references, validate, apply the desired children
+when they changed, prune what is no longer desired, and write status when it changed.
+
+Level-based: every trigger (spec change, referenced object change, Lease change, timer)
+runs the same function, which compares the world with the desired state and acts on the
+difference only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tradebot_operator.api.exchange_account import ExchangeAccount
+from tradebot_operator.api.runtime_config import DeleteRequest
+from tradebot_operator.api.strategy import Strategy
+from tradebot_operator.api.trading_bot import TradingBot
+from tradebot_operator.api.types import stricter_trading_state
+from tradebot_operator.bot_status import (
+    ExchangeObservation,
+    LeaseObservation,
+    Observation,
+    compute_status,
+)
+from tradebot_operator.builders.desired import desired, exchange_contexts
+from tradebot_operator.builders.meta import BuildError
+from tradebot_operator.inputs import parse
+from tradebot_operator.inventory import BotKey, ChildRef, Inventory
+from tradebot_operator.kube.client import KubeClient, Manifest
+from tradebot_operator.kube.resources import KNOWN
+from tradebot_operator.settings import OperatorSettings
+from tradebot_operator.validation import Problem, errors, validate_bot
+
+log = logging.getLogger(__name__)
+
+# (namespace, name) -> raw body; filled from kopf indexes.
+BodyLookup = Callable[[str, str], Mapping[str, Any] | None]
+# (namespace, bot) -> Lease observations of that bot.
+LeaseLookup = Callable[[str, str], Iterable[LeaseObservation]]
+# Posts a Kubernetes Event on the bot: (type, reason, message).
+EventSink = Callable[[str, str, str], None]
+
+BOT_RESOURCE = KNOWN[("tradebot.io/v1alpha1", "TradingBot")]
+
+
+@dataclass
+class ResolvedBot:
+    bot: TradingBot | None
+    strategy: Strategy | None
+    accounts: dict[str, ExchangeAccount | None]
+    problems: list[Problem]
+
+
+def resolve(body: Mapping[str, Any], strategies: BodyLookup, accounts: BodyLookup) -> ResolvedBot:
+    """Parse the bot and everything it refers to; collect every problem."""
+    bot, problems = parse(TradingBot, body)
+    if bot is None:
+        return ResolvedBot(None, None, {}, problems)
+    ns = bot.metadata.namespace or ""
+    strategy: Strategy | None = None
+    raw_strategy = strategies(ns, bot.spec.strategy_ref.name)
+    if raw_strategy is not None:
+        strategy, strategy_problems = parse(Strategy, raw_strategy)
+        problems += [
+            Problem("StrategyInvalid", "spec.strategyRef.name", f"Strategy: {p}")
+            for p in strategy_problems
+        ]
+    resolved_accounts: dict[str, ExchangeAccount | None] = {}
+    for exchange in bot.spec.exchanges:
+        raw = accounts(ns, exchange.account)
+        account, account_problems = (None, []) if raw is None else parse(ExchangeAccount, raw)
+        problems += [
+            Problem("ExchangeAccountInvalid", "spec.exchanges", f"{exchange.account}: {p}")
+            for p in account_problems
+        ]
+        resolved_accounts[exchange.account] = account
+    if not problems:
+        problems = errors(validate_bot(bot, strategy, resolved_accounts))
+    return ResolvedBot(bot, strategy, resolved_accounts, problems)
+
+
+def manifests_hash(manifests: list[Manifest]) -> str:
+    return hashlib.sha256(json.dumps(manifests, sort_keys=True).encode()).hexdigest()
+
+
+def status_patch(current: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning `current` into `new` (removed map keys become null)."""
+    patch: dict[str, Any] = {}
+    for key in set(current) | set(new):
+        if key not in new:
+            patch[key] = None
+        elif isinstance(new[key], dict) and isinstance(current.get(key), dict):
+            sub = status_patch(current[key], new[key])
+            if sub:
+                patch[key] = sub
+        elif current.get(key) != new[key]:
+            patch[key] = new[key]
+    return patch
+
+
+@dataclass
+class BotReconciler:
+    kube: KubeClient
+    settings: OperatorSettings
+    inventory: Inventory
+    applied: dict[BotKey, str] = field(default_factory=dict)
+
+    def effective_halted(self, resolved: ResolvedBot) -> bool:
+        if resolved.bot is None:
+            return False
+        states = [resolved.bot.spec.trading_state]
+        states += [a.spec.trading_state for a in resolved.accounts.values() if a is not None]
+        return stricter_trading_state(*states) == "Halted"
+
+    async def apply_children(
+        self, key: BotKey, children: list[Manifest], *, prune: bool = True
+    ) -> bool:
+        """Apply when the desired set changed since the last apply; prune leftovers.
+
+        Returns True when something was written.
+        """
+        digest = manifests_hash(children)
+        if self.applied.get(key) == digest:
+            return False
+        await asyncio.gather(*(self.kube.apply(child) for child in children))
+        wanted = {ChildRef.of(child) for child in children}
+        if prune:
+            for ref in sorted(self.inventory.children(key) - wanted):
+                await self.kube.delete(ref.resource, key[0], ref.name)
+                log.info("pruned %s %s/%s", ref.kind, key[0], ref.name)
+            self.inventory.replace(key, wanted)
+        self.applied[key] = digest
+        return True
+
+    def forget(self, key: BotKey) -> None:
+        self.applied.pop(key, None)
+        self.inventory.forget(key)
+
+    async def reconcile(
+        self,
+        body: Mapping[str, Any],
+        strategies: BodyLookup,
+        accounts: BodyLookup,
+        leases: LeaseLookup,
+        event: EventSink,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """One pass; returns the status that is now on the object."""
+        now = now or datetime.now(UTC)
+        meta = body.get("metadata", {})
+        key: BotKey = (meta.get("namespace", ""), meta.get("name", ""))
+        resolved = resolve(body, strategies, accounts)
+        apply_error: str | None = None
+        exchanges: list[ExchangeObservation] = []
+        if not resolved.problems and resolved.bot and resolved.strategy:
+            accounts_ok = {k: v for k, v in resolved.accounts.items() if v is not None}
+            try:
+                children = desired(resolved.bot, resolved.strategy, accounts_ok, self.settings)
+                if await self.apply_children(key, children):
+                    event("Normal", "ChildrenApplied", f"applied {len(children)} objects")
+                observed = {lease.name: lease for lease in leases(*key)}
+                for ctx in exchange_contexts(
+                    resolved.bot, resolved.strategy, accounts_ok, self.settings
+                ):
+                    shard_leases = [
+                        observed.get(s.lease_name)
+                        or LeaseObservation(s.lease_name, s.index, None, None, 0, None)
+                        for s in ctx.config.shards
+                    ]
+                    exchanges.append(
+                        ExchangeObservation(
+                            ctx.account.metadata.name, len(shard_leases), shard_leases
+                        )
+                    )
+            except BuildError as exc:
+                resolved.problems.append(Problem("BuildFailed", "spec", str(exc)))
+            except Exception as exc:  # API errors: report, retry on the next pass
+                self.applied.pop(key, None)
+                apply_error = f"{type(exc).__name__}: {str(exc)[:500]}"
+                log.warning("applying children of %s/%s failed: %s", *key, apply_error)
+
+        current = dict(body.get("status") or {})
+        current.pop("kopf", None)
+        observation = Observation(
+            generation=meta.get("generation"),
+            suspended=bool(resolved.bot and resolved.bot.spec.suspend),
+            halted=self.effective_halted(resolved),
+            problems=resolved.problems,
+            apply_error=apply_error,
+            exchanges=exchanges,
+            stale_after=timedelta(seconds=3 * self.settings.lease_duration_seconds),
+            ever_running=current.get("phase") in ("Running", "Degraded", "Halted"),
+        )
+        new = compute_status(observation, current, now)
+        patch = status_patch(current, new)
+        if patch:
+            await self.kube.patch_merge(
+                BOT_RESOURCE, key[0], key[1], {"status": patch}, subresource="status"
+            )
+            old_phase, new_phase = current.get("phase"), new["phase"]
+            if old_phase != new_phase:
+                warn = new_phase in ("Failed", "Degraded")
+                ready = next(c for c in new["conditions"] if c["type"] == "Ready")
+                event(
+                    "Warning" if warn else "Normal",
+                    ready["reason"],
+                    f"phase {old_phase or 'None'} -> {new_phase}: {ready['message']}"[:1000],
+                )
+        return new
+
+    async def request_delete_action(
+        self,
+        body: Mapping[str, Any],
+        strategies: BodyLookup,
+        accounts: BodyLookup,
+        request: DeleteRequest,
+    ) -> bool:
+        """Render the delete request into the runtime ConfigMaps. False if nothing runs."""
+        resolved = resolve(body, strategies, accounts)
+        if resolved.problems or resolved.bot is None or resolved.strategy is None:
+            return False
+        accounts_ok = {k: v for k, v in resolved.accounts.items() if v is not None}
+        children = desired(
+            resolved.bot, resolved.strategy, accounts_ok, self.settings, delete_request=request
+        )
+        config_maps = [c for c in children if c["kind"] == "ConfigMap"]
+        await asyncio.gather(*(self.kube.apply(cm) for cm in config_maps))
+        return True

@@ -1,0 +1,83 @@
+"""Status of Strategy and ExchangeAccount objects: validity and which bots use them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from tradebot_operator.api.exchange_account import ExchangeAccount
+from tradebot_operator.api.strategy import Strategy
+from tradebot_operator.conditions import ConditionUpdate, merge_conditions
+from tradebot_operator.inputs import parse
+from tradebot_operator.validation import Problem, validate_account, validate_strategy
+
+
+def _verdict(problems: list[Problem], ok_reason: str) -> tuple[ConditionUpdate, list[Problem]]:
+    errors = [p for p in problems if p.severity == "Error"]
+    warnings = [p for p in problems if p.severity == "Warning"]
+    if errors:
+        first = errors[0]
+        return ConditionUpdate("", "False", first.reason, "; ".join(map(str, errors))), warnings
+    return ConditionUpdate("", "True", ok_reason, ""), warnings
+
+
+def _with_type(update: ConditionUpdate, type_: str) -> ConditionUpdate:
+    return ConditionUpdate(type_, update.status, update.reason, update.message)
+
+
+def strategy_status(
+    body: Mapping[str, Any], used_by: Iterable[str], now: datetime | None = None
+) -> tuple[dict[str, Any], list[Problem]]:
+    """(status, warnings) for a Strategy: condition Valid names the exact bad field."""
+    strategy, problems = parse(Strategy, body)
+    if strategy is not None:
+        problems = validate_strategy(strategy)
+    valid, warnings = _verdict(problems, "ParametersValid")
+    current = body.get("status") or {}
+    status: dict[str, Any] = {
+        "conditions": merge_conditions(
+            current.get("conditions", []),
+            [_with_type(valid, "Valid")],
+            generation=body.get("metadata", {}).get("generation"),
+            now=now or datetime.now(UTC),
+        ),
+        "usedBy": sorted(set(used_by))[:256],
+        "observedGeneration": body.get("metadata", {}).get("generation"),
+    }
+    return status, warnings
+
+
+def account_status(
+    body: Mapping[str, Any], used_by: Iterable[str], now: datetime | None = None
+) -> tuple[dict[str, Any], list[Problem]]:
+    """(status, warnings) for an ExchangeAccount: Ready and CredentialsReady."""
+    account, problems = parse(ExchangeAccount, body)
+    if account is not None:
+        problems = validate_account(account)
+    ready, warnings = _verdict(problems, "AccountValid")
+    credentials = ConditionUpdate("CredentialsReady", "True", "NotRequired", "paper mode")
+    if account is not None:
+        creds = account.spec.credentials
+        if creds is not None and creds.secret_ref is not None:
+            credentials = ConditionUpdate(
+                "CredentialsReady", "True", "SecretRefDevelopmentOnly",
+                "credentials come from a Kubernetes Secret: for development only, use vault",
+            )  # fmt: skip
+        elif creds is not None and creds.vault is not None:
+            credentials = ConditionUpdate(
+                "CredentialsReady", "Unknown", "VaultNotChecked",
+                f"vault path {creds.vault.path} is not verified by this operator version",
+            )  # fmt: skip
+    current = body.get("status") or {}
+    status: dict[str, Any] = {
+        "conditions": merge_conditions(
+            current.get("conditions", []),
+            [_with_type(ready, "Ready"), credentials],
+            generation=body.get("metadata", {}).get("generation"),
+            now=now or datetime.now(UTC),
+        ),
+        "usedBy": sorted(set(used_by))[:256],
+        "observedGeneration": body.get("metadata", {}).get("generation"),
+    }
+    return status, warnings

@@ -1,0 +1,68 @@
+"""Installation-wide settings of the operator (image, ports, Lease timing, Vault).
+
+Read once at start from ``TRADEBOT_<FIELD>`` environment variables (the Helm chart sets
+them); the pure builders take them as an argument so tests can vary them freely.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_PREFIX: Final = "TRADEBOT_"
+
+CredentialsDelivery = Literal["vault", "injector"]
+
+
+class OperatorSettings(BaseModel):
+    """Defaults and installation facts the builders need."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    runtime_image: str = "tradebot:0.1.0"
+    """Runtime image when neither the bot nor a python strategy names one."""
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    metrics_port: int = Field(default=9090, ge=1024, le=65535)
+    """Port of /metrics, /healthz and /readyz in the runtime pods."""
+    lease_duration_seconds: int = Field(default=6, ge=2, le=60)
+    termination_grace_period_seconds: int = Field(default=30, ge=1, le=3600)
+    run_as_user: int = Field(default=10001, ge=1)
+    """Non-root uid of the runtime container (the image need not declare one)."""
+    tmp_size_limit: str = "64Mi"
+    default_requests: dict[str, str] = Field(
+        default_factory=lambda: {"cpu": "50m", "memory": "128Mi"}
+    )
+    """Requests when the bot sets none; a CPU request is what lets the HPA work."""
+    default_limits: dict[str, str] = Field(default_factory=lambda: {"memory": "512Mi"})
+
+    credentials_delivery: CredentialsDelivery = "vault"
+    """vault: the runtime logs in to Vault itself (hvac, projected token);
+    injector: the Vault agent injector writes the keys to files."""
+    vault_address: str | None = None
+    """Vault/OpenBao URL the runtime uses; required for vault credentials."""
+    vault_auth_mount: str = "kubernetes"
+    vault_audience: str = "vault"
+    """Audience of the projected ServiceAccount token used to log in to Vault."""
+    vault_token_expiration_seconds: int = Field(default=3600, ge=600)
+
+    journal_dsn: str | None = None
+    """PostgreSQL DSN for the runtime journal, without a password."""
+    redis_url: str | None = None
+    """Redis URL of the shared rate-limit buckets."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
+        """Settings from ``TRADEBOT_<FIELD_NAME_UPPER>`` variables; dict fields take JSON."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is None:
+                continue
+            annotation = str(field.annotation)
+            values[name] = json.loads(raw) if annotation.startswith("dict") else raw
+        return cls.model_validate(values)

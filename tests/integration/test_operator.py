@@ -1,0 +1,252 @@
+"""The operator against the real API server: children, status, references, lifecycle.
+
+The operator runs as a real process (fixture `operator_process`). Where a test needs a
+runtime's heartbeat, it writes the Lease exactly as a runtime pod would (holder, renewTime
+and the heartbeat annotation from the shared contract).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import yaml
+
+from fixtures.cluster import Cluster
+from fixtures.operator import OperatorProcess
+from tradebot_operator.api.heartbeat import HEARTBEAT_ANNOTATION, Heartbeat, encode_heartbeat
+
+pytestmark = pytest.mark.integration
+
+
+def account(name: str = "paper", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "tradebot.io/v1alpha1",
+        "kind": "ExchangeAccount",
+        "metadata": {"name": name},
+        "spec": {"exchange": "binance", "marketType": "spot", "mode": "paper",
+                 "endpoint": "http://127.0.0.1:18080", **spec},
+    }  # fmt: skip
+
+
+def strategy(name: str = "sma", **params: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "tradebot.io/v1alpha1",
+        "kind": "Strategy",
+        "metadata": {"name": name},
+        "spec": {"type": "sma-crossover", "timeframe": "1m",
+                 "parameters": {"fastPeriod": 5, "slowPeriod": 20, "orderSize": "25", **params}},
+    }  # fmt: skip
+
+
+def bot(name: str = "btc", strategy_name: str = "sma", **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "tradebot.io/v1alpha1",
+        "kind": "TradingBot",
+        "metadata": {"name": name},
+        "spec": {
+            "strategyRef": {"name": strategy_name},
+            "mode": "paper",
+            "exchanges": [{"account": "paper", "symbols": ["BTC/USDT", "ETH/USDT"],
+                           "allocation": {"quote": "USDT", "amount": "1000"}}],
+            "risk": {"maxPositionNotional": "500", "maxOrderNotional": "50",
+                     "maxDailyLoss": "100"},
+            **spec,
+        },
+    }  # fmt: skip
+
+
+def apply(cluster: Cluster, ns: str, *objs: dict[str, Any]) -> None:
+    cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(objs))
+
+
+def get(cluster: Cluster, ns: str, kind: str, name: str) -> dict[str, Any] | None:
+    out = cluster.kubectl("get", kind, name, "-n", ns, "-o", "json", check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what or check.__name__}; last={last!r}")
+
+
+def phase_is(cluster: Cluster, ns: str, name: str, phase: str) -> Callable[[], Any]:
+    def check() -> Any:
+        obj = get(cluster, ns, "tradingbot", name)
+        status = (obj or {}).get("status") or {}
+        return status if status.get("phase") == phase else None
+
+    return check
+
+
+def beat(cluster: Cluster, ns: str, lease: str, pod: str, **fields: Any) -> None:
+    """Write a Lease as a runtime leader does on renewal."""
+    now = datetime.now(UTC)
+    hb = Heartbeat(pod=pod, epoch=1, shard=0, ts=now, state="Trading", ready=True, **fields)
+    patch = {
+        "metadata": {"annotations": {HEARTBEAT_ANNOTATION: encode_heartbeat(hb)}},
+        "spec": {"holderIdentity": pod, "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                 "acquireTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "leaseTransitions": 1},
+    }  # fmt: skip
+    cluster.kubectl("patch", "lease", lease, "-n", ns, "--type=merge", "-p", json.dumps(patch))
+
+
+@pytest.fixture
+def ns(cluster: Cluster, operator_process: OperatorProcess) -> str:
+    return cluster.namespace("op")
+
+
+def test_bot_gets_every_child_and_status_columns(cluster: Cluster, ns: str) -> None:
+    apply(cluster, ns, account(), strategy(), bot())
+    deploy = eventually(lambda: get(cluster, ns, "deployment", "btc-paper"), what="deployment")
+    uid = get(cluster, ns, "tradingbot", "btc")["metadata"]["uid"]  # type: ignore[index]
+    assert deploy["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert deploy["spec"]["replicas"] == 2
+    pod = deploy["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert not any("KEY" in e["name"] or "SECRET" in e["name"] for e in container.get("env", []))
+
+    children = [
+        ("serviceaccount", "btc-runtime"),
+        ("configmap", "btc-paper"),
+        ("lease", "btc-paper-0"),
+        ("role", "btc-runtime"),
+        ("rolebinding", "btc-runtime"),
+        ("poddisruptionbudget", "btc-paper"),
+    ]
+    for kind, name in children:
+        obj = eventually(lambda k=kind, n=name: get(cluster, ns, k, n), what=f"{kind}/{name}")
+        assert obj["metadata"]["ownerReferences"][0]["uid"] == uid, kind
+
+    role = get(cluster, ns, "role", "btc-runtime")
+    assert role is not None
+    lease_rules = [r for r in role["rules"] if "leases" in r["resources"]]
+    assert lease_rules and all(r["resourceNames"] == ["btc-paper-0"] for r in lease_rules)
+    assert "create" not in {v for r in role["rules"] for v in r["verbs"]}
+
+    config = json.loads(get(cluster, ns, "configmap", "btc-paper")["data"]["runtime.json"])  # type: ignore[index]
+    assert config["symbols"] == ["BTC/USDT", "ETH/USDT"] or sorted(config["symbols"]) == [
+        "BTC/USDT", "ETH/USDT"]  # fmt: skip
+
+    status = eventually(phase_is(cluster, ns, "btc", "Pending"), what="Pending")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "WaitingForRuntime"
+
+    # The runtime leader's heartbeat turns the bot Running and fills every column.
+    beat(cluster, ns, "btc-paper-0", "btc-paper-abc", open_orders=2,
+         realized_pnl=Decimal("12.5"), unrealized_pnl=Decimal("-2.25"))  # fmt: skip
+    status = eventually(phase_is(cluster, ns, "btc", "Running"), what="Running")
+    assert status["pnl"] == "10.25"
+    assert status["exchanges"]["paper"]["leader"] == "btc-paper-abc"
+    assert status["exchanges"]["paper"]["openOrders"] == 2
+    wide = cluster.kubectl("get", "tradingbots", "-n", ns, "-o", "wide").stdout
+    header, row = wide.splitlines()[:2]
+    for column in ("STRATEGY", "MODE", "EXCHANGES", "PHASE", "READY", "PNL", "AGE", "LEADER"):
+        assert column in header
+    for value in ("sma", "paper", "Running", "1/1", "10.25", "btc-paper-abc"):
+        assert value in row, (value, row)
+
+
+def test_missing_strategy_is_pending_then_reconciles_when_it_appears(
+    cluster: Cluster, ns: str
+) -> None:
+    apply(cluster, ns, account(), bot(strategy_name="later"))
+    status = eventually(phase_is(cluster, ns, "btc", "Pending"), what="Pending")
+    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "StrategyNotFound"
+    assert "later" in ready["message"]
+    assert get(cluster, ns, "deployment", "btc-paper") is None
+    events = cluster.kubectl("get", "events", "-n", ns, "-o", "json").stdout
+    assert "StrategyNotFound" in events
+
+    apply(cluster, ns, strategy("later"))
+    eventually(lambda: get(cluster, ns, "deployment", "btc-paper"), what="deployment")
+
+
+def test_risk_change_reaches_configmap_without_roll_and_symbol_change_rolls(
+    cluster: Cluster, ns: str
+) -> None:
+    apply(cluster, ns, account(), strategy(), bot())
+    deploy = eventually(lambda: get(cluster, ns, "deployment", "btc-paper"), what="deployment")
+    template = deploy["spec"]["template"]
+
+    changed = bot()
+    changed["spec"]["risk"]["maxOrderNotional"] = "40"
+    changed["spec"]["tradingState"] = "Halted"
+    apply(cluster, ns, changed)
+
+    def config_updated() -> Any:
+        cm = get(cluster, ns, "configmap", "btc-paper") or {}
+        config = json.loads(cm.get("data", {}).get("runtime.json", "{}"))
+        return config if config.get("tradingState") == "Halted" else None
+
+    config = eventually(config_updated, what="ConfigMap tradingState")
+    assert Decimal(config["risk"]["maxOrderNotional"]) == Decimal("40")
+    assert get(cluster, ns, "deployment", "btc-paper")["spec"]["template"] == template  # type: ignore[index]
+
+    rolled = bot()
+    rolled["spec"]["exchanges"][0]["symbols"] = ["BTC/USDT"]
+    apply(cluster, ns, rolled)
+
+    def template_changed() -> Any:
+        current = (get(cluster, ns, "deployment", "btc-paper") or {})["spec"]["template"]
+        return current if current != template else None
+
+    eventually(template_changed, what="pod template change after symbol change")
+
+
+def test_suspend_scales_runtime_to_zero(cluster: Cluster, ns: str) -> None:
+    apply(cluster, ns, account(), strategy(), bot(suspend=True))
+    eventually(phase_is(cluster, ns, "btc", "Suspended"), what="Suspended")
+    deploy = eventually(lambda: get(cluster, ns, "deployment", "btc-paper"), what="deployment")
+    assert deploy["spec"]["replicas"] == 0
+
+
+def test_deleting_the_bot_removes_every_child(cluster: Cluster, ns: str) -> None:
+    apply(cluster, ns, account(), strategy(), bot())
+    eventually(lambda: get(cluster, ns, "lease", "btc-paper-0"), what="lease")
+    cluster.kubectl("delete", "tradingbot", "btc", "-n", ns, "--timeout=60s")
+
+    def all_gone() -> bool:
+        names = cluster.kubectl(
+            "get", "deployment,configmap,lease,serviceaccount,role,rolebinding,service,pdb",
+            "-n", ns, "-l", "tradebot.io/bot=btc", "-o", "name",
+        ).stdout.split()  # fmt: skip
+        return not names
+
+    eventually(all_gone, timeout=60, what="garbage collection of children")
+
+
+def test_strategy_and_account_status_name_the_bad_field(cluster: Cluster, ns: str) -> None:
+    apply(cluster, ns, strategy("bad", slowPeriod=3), account("paper"), bot(strategy_name="bad"))
+
+    def valid_condition() -> Any:
+        obj = get(cluster, ns, "strategy", "bad") or {}
+        conds = (obj.get("status") or {}).get("conditions", [])
+        return next((c for c in conds if c["type"] == "Valid"), None)
+
+    cond = eventually(valid_condition, what="Valid condition")
+    assert cond["status"] == "False"
+    assert "slowPeriod" in cond["message"]
+
+    def used_by() -> Any:
+        obj = get(cluster, ns, "exchangeaccount", "paper") or {}
+        return (obj.get("status") or {}).get("usedBy")
+
+    assert eventually(used_by, timeout=45, what="usedBy") == ["btc"]
+    status = eventually(phase_is(cluster, ns, "btc", "Failed"), what="Failed")
+    assert any("slowPeriod" in c["message"] for c in status["conditions"])

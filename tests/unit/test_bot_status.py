@@ -1,0 +1,127 @@
+"""Status aggregation: phase, conditions and printer-column fields from observations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from tradebot_operator.api.heartbeat import Heartbeat
+from tradebot_operator.bot_status import (
+    ExchangeObservation,
+    LeaseObservation,
+    Observation,
+    compute_status,
+)
+from tradebot_operator.conditions import find
+from tradebot_operator.validation import Problem
+
+NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
+
+
+def lease(
+    shard: int,
+    holder: str | None,
+    *,
+    age: float = 1,
+    ready: bool = True,
+    realized: str = "0",
+    unrealized: str = "0",
+    open_orders: int = 0,
+) -> LeaseObservation:
+    hb = None
+    if holder:
+        hb = Heartbeat(
+            pod=holder, epoch=3, shard=shard, ts=NOW - timedelta(seconds=age),
+            state="Trading", ready=ready, open_orders=open_orders,
+            realized_pnl=Decimal(realized), unrealized_pnl=Decimal(unrealized),
+        )  # fmt: skip
+    return LeaseObservation(
+        name=f"bot-acct-{shard}", shard=shard, holder=holder,
+        renew_time=NOW - timedelta(seconds=age), duration_seconds=6, heartbeat=hb,
+    )  # fmt: skip
+
+
+def obs(*exchanges: ExchangeObservation, **kw: object) -> Observation:
+    base: dict[str, object] = {"generation": 4, "suspended": False, "halted": False}
+    base.update(kw)
+    return Observation(exchanges=exchanges, **base)  # type: ignore[arg-type]
+
+
+def test_missing_reference_is_pending_with_the_name_in_the_message() -> None:
+    problem = Problem("StrategyNotFound", "spec.strategyRef.name", "Strategy sma-fast not found")
+    status = compute_status(obs(problems=[problem]), None, NOW)
+    assert status["phase"] == "Pending"
+    ready = find(status["conditions"], "Ready")
+    assert ready is not None
+    assert ready["status"] == "False"
+    assert ready["reason"] == "StrategyNotFound"
+    assert "sma-fast" in ready["message"]
+    assert ready["observedGeneration"] == 4
+
+
+def test_invalid_spec_is_failed_and_degraded() -> None:
+    problem = Problem("InvalidParameters", "spec.parameters.slowPeriod", "must exceed fastPeriod")
+    status = compute_status(obs(problems=[problem]), None, NOW)
+    assert status["phase"] == "Failed"
+    assert find(status["conditions"], "Degraded")["status"] == "True"  # type: ignore[index]
+    assert find(status["conditions"], "Reconciled")["status"] == "False"  # type: ignore[index]
+
+
+def test_all_shards_ready_is_running_with_pnl_leader_and_ready_column() -> None:
+    ex = ExchangeObservation(
+        account="acct", shards_total=2,
+        leases=[lease(0, "pod-a", realized="10.5", unrealized="-0.25", open_orders=2),
+                lease(1, "pod-b", realized="1", open_orders=1)],
+    )  # fmt: skip
+    status = compute_status(obs(ex), None, NOW)
+    assert status["phase"] == "Running"
+    assert status["pnl"] == "11.25"
+    assert status["summary"] == {"exchangesReady": "1/1", "reason": "", "leader": "pod-a"}
+    acct = status["exchanges"]["acct"]
+    assert acct["openOrders"] == 3
+    assert acct["readyShards"] == 2
+    assert acct["realizedPnl"] == "11.5"
+
+
+def test_expired_lease_after_running_is_degraded() -> None:
+    ex = ExchangeObservation(account="acct", shards_total=2,
+                             leases=[lease(0, "pod-a"), lease(1, "pod-b", age=30)])  # fmt: skip
+    status = compute_status(obs(ex, ever_running=True), None, NOW)
+    assert status["phase"] == "Degraded"
+    assert "acct: 1/2 shards ready" in find(status["conditions"], "Ready")["message"]  # type: ignore[index]
+
+
+def test_no_heartbeat_yet_is_pending_and_progressing() -> None:
+    ex = ExchangeObservation(account="acct", shards_total=1, leases=[lease(0, None)])
+    status = compute_status(obs(ex), None, NOW)
+    assert status["phase"] == "Pending"
+    assert find(status["conditions"], "Progressing")["status"] == "True"  # type: ignore[index]
+
+
+def test_heartbeat_from_a_pod_that_no_longer_holds_the_lease_does_not_count() -> None:
+    stale = lease(0, "pod-a")
+    taken = LeaseObservation(stale.name, 0, "pod-b", stale.renew_time, 6, stale.heartbeat)
+    ex = ExchangeObservation(account="acct", shards_total=1, leases=[taken])
+    status = compute_status(obs(ex, ever_running=True), None, NOW)
+    assert status["exchanges"]["acct"]["readyShards"] == 0
+    assert status["phase"] == "Degraded"
+
+
+def test_suspended_and_halted_phases() -> None:
+    ex = ExchangeObservation(account="acct", shards_total=1, leases=[lease(0, "pod-a")])
+    assert compute_status(obs(ex, suspended=True), None, NOW)["phase"] == "Suspended"
+    assert compute_status(obs(ex, halted=True), None, NOW)["phase"] == "Halted"
+
+
+def test_transition_time_only_moves_when_status_flips() -> None:
+    ex = ExchangeObservation(account="acct", shards_total=1, leases=[lease(0, "pod-a")])
+    first = compute_status(obs(ex), None, NOW)
+    later = NOW + timedelta(seconds=2)
+    again = compute_status(obs(ex), first, later)
+    assert find(again["conditions"], "Ready") == find(first["conditions"], "Ready")
+    broken = ExchangeObservation(account="acct", shards_total=1, leases=[lease(0, None)])
+    flipped = compute_status(obs(broken, ever_running=True), again, later)
+    ready = find(flipped["conditions"], "Ready")
+    assert ready is not None
+    assert ready["status"] == "False"
+    assert ready["lastTransitionTime"] == "2026-11-22T12:00:02Z"
