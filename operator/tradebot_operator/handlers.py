@@ -9,7 +9,6 @@ everything the loop reads, so steady state costs no API reads.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -52,6 +51,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # Log lines are not events: we post events for meaningful transitions explicitly.
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
+    # Bot loops exit as soon as kopf signals `stopped`; don't let kopf re-check only after
+    # its default 60 s polling, which would hold the finalizer that long.
+    settings.background.instant_exit_timeout = 2.0
+    settings.background.cancellation_polling = 2.0
     settings.networking.request_timeout = 60
     op = OperatorSettings.from_env()
     # Bounded concurrency: at most this many API requests in flight from the operator.
@@ -172,8 +175,9 @@ def post_event(body: kopf.Body) -> Any:
 # ---- TradingBot -------------------------------------------------------------------------
 
 
-@kopf.daemon(GROUP, VERSION, "tradingbots")
+@kopf.daemon(GROUP, VERSION, "tradingbots", cancellation_timeout=5.0)
 async def bot_loop(
+    stopped: kopf.DaemonStopped,
     body: kopf.Body,
     namespace: str,
     name: str,
@@ -187,20 +191,27 @@ async def bot_loop(
     waker = memo.wakers.setdefault(key, asyncio.Event())
     reconciler: BotReconciler = memo.reconciler
     try:
-        while not body.get("metadata", {}).get("deletionTimestamp"):
+        while not stopped:
             waker.clear()
-            try:
-                await reconciler.reconcile(
-                    body,
-                    body_lookup(strategy_bodies),
-                    body_lookup(account_bodies),
-                    lease_lookup(bot_leases),
-                    post_event(body),
-                )
-            except Exception:  # never let one bot's failure stop its loop
-                log.exception("reconcile of %s/%s failed; retrying", namespace, name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(waker.wait(), timeout=STATUS_REFRESH_SECONDS)
+            # Once deletion starts the finalizer owns the children: only kopf stops this loop.
+            if not body.get("metadata", {}).get("deletionTimestamp"):
+                try:
+                    await reconciler.reconcile(
+                        body,
+                        body_lookup(strategy_bodies),
+                        body_lookup(account_bodies),
+                        lease_lookup(bot_leases),
+                        post_event(body),
+                    )
+                except Exception:  # never let one bot's failure stop its loop
+                    log.exception("reconcile of %s/%s failed; retrying", namespace, name)
+            woken = asyncio.ensure_future(waker.wait())
+            stopping = asyncio.ensure_future(stopped.wait())
+            await asyncio.wait(
+                {woken, stopping}, timeout=STATUS_REFRESH_SECONDS, return_when="FIRST_COMPLETED"
+            )
+            woken.cancel()
+            stopping.cancel()
     finally:
         if memo.wakers.get(key) is waker:
             del memo.wakers[key]

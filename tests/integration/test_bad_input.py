@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from fixtures.cluster import Cluster
-from fixtures.crds import crds_installed  # noqa: F401  (until conftest registers the plugin)
 from tradebot_operator.api import ExchangeAccount, Strategy, TradingBot
 from tradebot_operator.builders import desired
 from tradebot_operator.settings import OperatorSettings
