@@ -6,4 +6,5 @@ pytest_plugins = [
     "fixtures.simulator",
     "fixtures.crds",
     "fixtures.operator",
+    "fixtures.podrunner",
 ]

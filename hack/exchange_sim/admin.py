@@ -154,8 +154,12 @@ class Admin:
         try:
             ignore: Any = body.get("ignore_groups", current["ignore_groups"])
             window: Any = body.get("similar_window_ms", current["similar_window_ms"])
+            decoders: Any = body.get("decoders", current["decoders"])
             detector.configure(
-                str(body.get("pattern", current["pattern"])), list(ignore), int(window)
+                str(body.get("pattern", current["pattern"])),
+                list(ignore),
+                int(window),
+                list(decoders),
             )
         except (ValueError, TypeError) as exc:  # re.error is a ValueError
             return _bad(str(exc))

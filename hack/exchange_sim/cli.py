@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from .config import DEFAULT_DUPLICATE_PATTERN, Limits, SimConfig, load_accounts, load_symbols
-from .server import Simulator
+from .server import LOOPBACK, Simulator
 
 _LIMITS = Limits()
 
@@ -25,6 +25,8 @@ def parser() -> argparse.ArgumentParser:
         description="Local fake Binance spot exchange (REST /api/v3, WebSocket streams, "
         "WebSocket API user data) with a seeded market, fault injection and a ledger. "
         "Prints the base URL and the accounts' API keys on start.",
+        epilog="Admin API (faults, ledger, prices, accounts) under /admin; ccxt overrides from "
+        "exchange_sim.ccxt_config.binance_overrides(url). See hack/exchange_sim/README.md.",
     )
     p.add_argument(
         "--host", default="127.0.0.1", help="loopback address to bind (default %(default)s)"
@@ -73,16 +75,36 @@ def parser() -> argparse.ArgumentParser:
         default=1000,
         help="update speed of ticker/kline/depth streams (default %(default)s)",
     )
-    p.add_argument("--weight-limit", type=int, default=_LIMITS.weight_per_minute)
-    p.add_argument("--orders-per-10s", type=int, default=_LIMITS.orders_per_10s)
-    p.add_argument("--orders-per-day", type=int, default=_LIMITS.orders_per_day)
+    p.add_argument(
+        "--weight-limit",
+        type=int,
+        default=_LIMITS.weight_per_minute,
+        help="request weight per minute per API key (or IP) (default %(default)s)",
+    )
+    p.add_argument(
+        "--orders-per-10s",
+        type=int,
+        default=_LIMITS.orders_per_10s,
+        help="new orders per 10 s per account (default %(default)s)",
+    )
+    p.add_argument(
+        "--orders-per-day",
+        type=int,
+        default=_LIMITS.orders_per_day,
+        help="new orders per day per account (default %(default)s)",
+    )
     p.add_argument(
         "--ban-after",
         type=int,
         default=_LIMITS.violations_before_ban,
         help="429s within a minute before a 418 ban",
     )
-    p.add_argument("--ban-seconds", type=int, default=_LIMITS.ban_seconds)
+    p.add_argument(
+        "--ban-seconds",
+        type=int,
+        default=_LIMITS.ban_seconds,
+        help="length of a 418 ban (default %(default)s)",
+    )
     p.add_argument(
         "--client-id-reuse",
         choices=("any", "open"),
@@ -95,12 +117,22 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_DUPLICATE_PATTERN,
         help="regex splitting client order ids for the ledger's duplicate detector",
     )
+    p.add_argument(
+        "--duplicate-decoders",
+        default="tradebot",
+        help="comma-separated id decoders tried before the regex; 'tradebot' decodes the "
+        "runtime's client order ids ('' for none; default %(default)s)",
+    )
     p.add_argument("--url-file", type=Path, help="also write the base URL to this file")
-    p.add_argument("--log-level", default="WARNING")
+    p.add_argument(
+        "--log-level", default="WARNING", help="Python logging level (default %(default)s)"
+    )
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
+    if args.host not in LOOPBACK:
+        raise ValueError(f"--host must be a loopback address ({', '.join(LOOPBACK)})")
     cfg = SimConfig(
         seed=args.seed,
         host=args.host,
@@ -113,6 +145,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         stream_interval_ms=args.stream_interval_ms,
         client_id_reuse=args.client_id_reuse,
         duplicate_pattern=args.duplicate_pattern,
+        duplicate_decoders=tuple(d for d in args.duplicate_decoders.split(",") if d),
         limits=Limits(
             weight_per_minute=args.weight_limit,
             orders_per_10s=args.orders_per_10s,

@@ -86,6 +86,7 @@ class SimConfig:
     client_id_reuse: ClientIdReuse = "any"
     duplicate_pattern: str = DEFAULT_DUPLICATE_PATTERN
     duplicate_ignore_groups: tuple[str, ...] = ("epoch",)
+    duplicate_decoders: tuple[str, ...] = ("tradebot",)  # tried before the pattern
     similar_window_ms: int = 1000
     host: str = "127.0.0.1"
     port: int = 0

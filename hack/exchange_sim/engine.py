@@ -15,6 +15,7 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 from . import errors
 from .config import AccountSpec, SimConfig, SymbolSpec
@@ -89,8 +90,6 @@ def _fee(amount: Decimal, rate: Decimal) -> Decimal:
 def build_path(spec: SymbolSpec, rng: random.Random) -> PricePath:
     gbm = GbmPath(spec.initial_price, spec.drift, spec.volatility, rng, spec.tick_size)
     if spec.replay_csv:
-        from pathlib import Path
-
         points = candles_to_points(load_candles_csv(Path(spec.replay_csv)))
         return ReplayPath(points, gbm)
     return gbm
@@ -178,8 +177,8 @@ class Engine:
         account = self.accounts[account_name]
         market = self.market(req.symbol)
         spec = market.spec
-        self._validate(account, market, req)
-        client_id = req.client_order_id or self._random_client_id()
+        self.validate(account, market, req)
+        client_id = req.client_order_id or self.new_client_id()
         order = Order(
             account=account.name,
             symbol=spec.symbol,
@@ -222,10 +221,12 @@ class Engine:
         events.append(self._balance_event(account, spec, now_ms))
         return order, events
 
-    def _random_client_id(self) -> str:
+    def new_client_id(self) -> str:
+        """A Binance-style random id (22 alphanumerics), from the engine's seeded RNG."""
         return "".join(self._rng.choice(_ALNUM) for _ in range(22))
 
-    def _validate(self, account: AccountState, market: Market, req: OrderRequest) -> None:
+    def validate(self, account: AccountState, market: Market, req: OrderRequest) -> None:
+        """Parameter checks and exchange filters, in Binance's order; raises BinanceError."""
         spec = market.spec
         if req.side not in (BUY, SELL):
             raise BinanceError(-1117)

@@ -57,6 +57,12 @@ class Fault:
         return path == want_path
 
 
+# What an admin client may set: the rule's fields minus bookkeeping, plus duration_s.
+_SETTABLE = (set(Fault.__dataclass_fields__) - {"hits", "created_at", "expires_at"}) | {
+    "duration_s"
+}
+
+
 def _int(raw: dict[str, Any], key: str, default: int | None = None) -> int | None:
     value = raw.get(key, default)
     if value is None:
@@ -79,15 +85,7 @@ class FaultStore:
         kind = raw.get("kind")
         if kind not in KINDS:
             raise FaultError(f"kind must be one of {', '.join(KINDS)}")
-        unknown = (
-            set(raw)
-            - {
-                f
-                for f in Fault.__dataclass_fields__
-                if f not in ("hits", "created_at", "expires_at")
-            }
-            - {"duration_s"}
-        )
+        unknown = set(raw) - _SETTABLE
         if unknown:
             raise FaultError(f"unknown fields: {', '.join(sorted(unknown))}")
         fault_id = str(raw.get("id") or f"f{self._next}")
@@ -131,6 +129,10 @@ class FaultStore:
             fault.expires_at = now_ms + 60_000
         self._faults[fault_id] = fault
         return fault
+
+    @property
+    def empty(self) -> bool:
+        return not self._faults
 
     def remove(self, fault_id: str) -> bool:
         return self._faults.pop(fault_id, None) is not None

@@ -1,20 +1,26 @@
 """What reliability tests assert on: every accepted order and fill per account, rejections,
 rate-limit violations, duplicate order intents and the resulting positions.
 
-Duplicate detection. The runtime builds client order ids as ``<intent>-<epoch>-<seq>``
-(intent = bot/account/shard, epoch = the Lease term, seq = the journal sequence). One
-intent resent under a new epoch after a failover is exactly the bug the design forbids, so
-by default two accepted orders whose ids differ only in the epoch are duplicates. The regex
-and the groups to ignore are configurable (admin API or SimConfig); ids that do not match
-the regex are compared whole. A second, heuristic report lists "similar" orders: same
-account, symbol, side, type, quantity and price accepted within a short window.
+Duplicate detection. A client order id encodes an intent (bot, account, shard, journal
+sequence) and the Lease term (epoch) it was sent under. One intent accepted under two
+epochs is exactly the failover bug the design forbids, so by default two accepted orders
+whose ids differ only in the epoch are duplicates. Ids are split by, in order:
+
+* decoders: ``tradebot`` decodes the runtime's own format (``tradebot_runtime.order_ids``,
+  ``t<owner><shard><epoch><seq>`` in length-prefixed base36) into owner/shard/epoch/seq;
+* the regex (default ``<intent>-<epoch>-<seq>``), its named groups being the fields;
+* otherwise the whole id is the key.
+
+Fields named in ``ignore_groups`` (default: ``epoch``) are dropped from the key. All of it
+is configurable (SimConfig or PUT /admin/duplicates). A second, heuristic report lists
+"similar" orders: same account, symbol, side, type, quantity and price within a window.
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -26,27 +32,75 @@ from .models import BUY, Order
 JSON = dict[str, Any]
 
 
-class DuplicateDetector:
-    def __init__(self, pattern: str, ignore_groups: Sequence[str], similar_window_ms: int) -> None:
-        self.configure(pattern, ignore_groups, similar_window_ms)
+Decoder = Callable[[str], dict[str, str] | None]
 
-    def configure(self, pattern: str, ignore_groups: Sequence[str], similar_window_ms: int) -> None:
+
+def _tradebot_decoder() -> Decoder:
+    # The runtime owns its id format; decode with its own code instead of a copy.
+    from tradebot_runtime.order_ids import ClientOrderIdError, decode_client_order_id
+
+    def decode(client_order_id: str) -> dict[str, str] | None:
+        try:
+            parts = decode_client_order_id(client_order_id)
+        except ClientOrderIdError:
+            return None
+        return {"owner": parts.owner, "shard": str(parts.shard), "epoch": str(parts.epoch),
+                "seq": str(parts.seq)}  # fmt: skip
+
+    return decode
+
+
+DECODERS: dict[str, Callable[[], Decoder]] = {"tradebot": _tradebot_decoder}
+DEFAULT_DECODERS = ("tradebot",)
+
+
+class DuplicateDetector:
+    def __init__(
+        self,
+        pattern: str,
+        ignore_groups: Sequence[str],
+        similar_window_ms: int,
+        decoders: Sequence[str] = DEFAULT_DECODERS,
+    ) -> None:
+        self.configure(pattern, ignore_groups, similar_window_ms, decoders)
+
+    def configure(
+        self,
+        pattern: str,
+        ignore_groups: Sequence[str],
+        similar_window_ms: int,
+        decoders: Sequence[str] = DEFAULT_DECODERS,
+    ) -> None:
+        unknown = [name for name in decoders if name not in DECODERS]
+        if unknown:
+            raise ValueError(f"unknown decoders {unknown}; known: {sorted(DECODERS)}")
         self.regex = re.compile(pattern)
         self.ignore_groups = tuple(ignore_groups)
         self.similar_window_ms = similar_window_ms
+        self.decoder_names = tuple(decoders)
+        self._decoders = [DECODERS[name]() for name in decoders]
 
     def config(self) -> JSON:
         return {
             "pattern": self.regex.pattern,
             "ignore_groups": list(self.ignore_groups),
             "similar_window_ms": self.similar_window_ms,
+            "decoders": list(self.decoder_names),
         }
 
-    def intent_key(self, client_order_id: str) -> str:
+    def fields(self, client_order_id: str) -> dict[str, str] | None:
+        for decode in self._decoders:
+            decoded = decode(client_order_id)
+            if decoded is not None:
+                return decoded
         match = self.regex.match(client_order_id)
-        if match is None:
+        return match.groupdict() if match is not None else None
+
+    def intent_key(self, client_order_id: str) -> str:
+        fields = self.fields(client_order_id)
+        if fields is None:
             return client_order_id
-        kept = [f"{k}={v}" for k, v in match.groupdict().items() if k not in self.ignore_groups]
+        kept = [f"{k}={v}" for k, v in fields.items() if k not in self.ignore_groups]
         return "|".join(kept) if kept else client_order_id
 
     def duplicates(self, orders: Iterable[Order]) -> list[JSON]:

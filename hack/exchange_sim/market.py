@@ -94,8 +94,11 @@ class Market:
         self.path.step(dt_seconds)
         self.step_no += 1
         self._reprice()
-        up = self.path.price >= before
-        price = self.best_ask if up else self.best_bid
+        # The tape prints the path price (on the tick grid, inside the spread), so candles
+        # reproduce a replayed CSV exactly.
+        price = quantize_to(self.path.price, self.spec.tick_size)
+        price = min(max(price, self.best_bid), self.best_ask)
+        up = price >= before
         return self.record_trade(price, self._synthetic_qty(price), now_ms, not up)
 
     def set_price(self, price: Decimal, now_ms: int) -> PublicTrade:
@@ -175,17 +178,17 @@ class Market:
         self.next_trade_id += 1
         self.trades.append(trade)
         self.last_price = price
-        self._candle_for(now_ms).add(trade)
+        self._candle_for(now_ms, price).add(trade)
         return trade
 
-    def _candle_for(self, now_ms: int) -> Candle:
+    def _candle_for(self, now_ms: int, first_price: Decimal) -> Candle:
         open_time = now_ms - now_ms % MINUTE_MS
         if self.candles and self.candles[-1].open_time == open_time:
             return self.candles[-1]
         if self.candles and self.candles[-1].open_time > open_time:
             return self.candles[-1]  # a late trade (clock skew) joins the newest candle
-        last = self.candles[-1].close if self.candles else self.last_price
-        candle = Candle(open_time, last, last, last, last)
+        # A candle opens at its first trade, as on Binance (gaps between candles stay).
+        candle = Candle(open_time, first_price, first_price, first_price, first_price)
         self.candles.append(candle)
         return candle
 

@@ -8,10 +8,10 @@ simulated). Handlers are synchronous: the engine is pure, so a request is atomic
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -69,7 +69,7 @@ class Ctx:
         assert value is not None
         return max(1, min(value, maximum))
 
-    def num(self, name: str) -> Any:
+    def num(self, name: str) -> Decimal | None:
         raw = self.params.get(name)
         return None if raw is None else parse_number(name, raw)
 
@@ -285,7 +285,7 @@ def test_order(ctx: Ctx) -> JSON:
     """Validates like a new order without placing it (Binance's /order/test)."""
     request = _order_request(ctx)
     engine = ctx.sim.engine
-    engine._validate(ctx.acct, engine.market(request.symbol), request)
+    engine.validate(ctx.acct, engine.market(request.symbol), request)
     return {}
 
 
@@ -305,7 +305,7 @@ def cancel_order(ctx: Ctx) -> JSON:
         ctx.acct.name, _symbol(ctx), order_id, client_id, ctx.now
     )
     ctx.events.extend(events)
-    cancel_id = ctx.params.get("newClientOrderId") or ctx.sim.engine._random_client_id()
+    cancel_id = ctx.params.get("newClientOrderId") or ctx.sim.engine.new_client_id()
     return serialize.order_canceled(order, cancel_id, ctx.now)
 
 
@@ -320,7 +320,7 @@ def cancel_open_orders(ctx: Ctx) -> JSON:
     if not orders:
         raise BinanceError(-2011)
     engine = ctx.sim.engine
-    return [serialize.order_canceled(o, engine._random_client_id(), ctx.now) for o in orders]
+    return [serialize.order_canceled(o, engine.new_client_id(), ctx.now) for o in orders]
 
 
 def all_orders(ctx: Ctx) -> JSON:
@@ -484,16 +484,16 @@ class RestFront:
         kind = fault.kind
         delay = self.sim.faults.jitter(fault)
         if kind == "latency":
-            await asyncio.sleep(delay / 1000)
+            await self.sim.hold(delay)
             return
         if kind in ("timeout", "drop"):
             # The reply never arrives: hold the connection, then cut it without a response.
-            await asyncio.sleep(delay / 1000)
+            await self.sim.hold(delay)
             if request.transport is not None:
                 request.transport.abort()
             raise _Dropped()
         if delay:
-            await asyncio.sleep(delay / 1000)
+            await self.sim.hold(delay)
         if kind == "error":
             assert fault.code is not None
             exc = BinanceError(fault.code, fault.msg, fault.status)

@@ -185,7 +185,7 @@ def order_query(o: Order) -> JSON:
             "icebergQty": fmt8(ZERO),
             "time": o.time,
             "updateTime": o.update_time,
-            "isWorking": o.type != "MARKET",
+            "isWorking": True,
             "workingTime": o.time,
             "origQuoteOrderQty": fmt8(o.orig_quote_qty),
             "selfTradePreventionMode": o.stp_mode,

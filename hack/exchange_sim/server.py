@@ -23,6 +23,7 @@ from .rest import RestFront
 from .ws import StreamHub
 
 log = logging.getLogger("exchange_sim")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def wall_ms() -> int:
@@ -37,7 +38,10 @@ class Simulator:
         cfg = self.config
         self.ledger = Ledger(
             DuplicateDetector(
-                cfg.duplicate_pattern, cfg.duplicate_ignore_groups, cfg.similar_window_ms
+                cfg.duplicate_pattern,
+                cfg.duplicate_ignore_groups,
+                cfg.similar_window_ms,
+                cfg.duplicate_decoders,
             )
         )
         self.limiter = RateLimiter(cfg.limits)
@@ -47,6 +51,7 @@ class Simulator:
         self.admin = Admin(self)
         self.ticks = 0
         self.url = ""
+        self._stopping = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self.app = self._build_app()
@@ -65,6 +70,12 @@ class Simulator:
             ]
         )
         return app
+
+    async def hold(self, delay_ms: int) -> None:
+        """Sleep for an injected delay, cut short when the simulator stops (so that a
+        connection held by a timeout fault never delays shutdown)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay_ms / 1000)
 
     def now(self, account: str | None = None) -> int:
         """Server time in ms, shifted by any clock_skew fault (global or for ``account``)."""
@@ -98,13 +109,16 @@ class Simulator:
                 await self.step()
             except Exception:  # a bad step must not stop the market
                 log.exception("price step failed")
+            late = time.monotonic() - next_at
+            if late > interval:
+                next_at += late  # fell behind (a stall): skip the missed steps, no burst
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
     # --- lifecycle ---
 
     async def start(self) -> str:
         """Bind (port 0 picks a free one) and start the ticker; return the base URL."""
-        if self.config.host not in ("127.0.0.1", "localhost", "::1"):
+        if self.config.host not in LOOPBACK:
             raise ValueError("the simulator binds to loopback only")
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -120,6 +134,7 @@ class Simulator:
         return self.url
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):

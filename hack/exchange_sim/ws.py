@@ -64,6 +64,8 @@ class StreamHub:
     # --- sending ---
 
     def _frozen(self, conn: Conn) -> bool:
+        if self.sim.faults.empty:  # the hot path: no rules at all
+            return False
         fault = self.sim.faults.for_websocket("ws_freeze", conn.kind, conn.account, self.sim.now())
         return fault is not None
 

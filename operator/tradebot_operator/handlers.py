@@ -279,9 +279,10 @@ async def bot_deleted(
             if pending:
                 limit = f"{DELETE_ACK_TIMEOUT_SECONDS:.0f}s"
                 message = f"{action} not acknowledged by {pending} within {limit}; deleting"
-                kopf.warn(body, reason="DeleteAckTimeout", message=message)
+                kopf.event(body, type="Warning", reason="DeleteAckTimeout", message=message)
             else:
-                kopf.info(body, reason="DeleteActionDone", message=f"runtime completed {action}")
+                done = f"runtime completed {action}"
+                kopf.event(body, type="Normal", reason="DeleteActionDone", message=done)
     reconciler.forget(key)
     memo.seen_generation.pop(key, None)
 
@@ -312,7 +313,7 @@ async def _write_status(
             text = condition["message"] or f"{condition['type']} is {condition['status']}"
             kopf.event(body, type=kind, reason=condition["reason"], message=text)
     for warning in warnings:
-        kopf.warn(body, reason=warning.reason, message=str(warning))
+        kopf.event(body, type="Warning", reason=warning.reason, message=str(warning))
 
 
 @kopf.on.event(GROUP, VERSION, "strategies")

@@ -57,7 +57,12 @@ class ResolvedBot:
     problems: list[Problem]
 
 
-def resolve(body: Mapping[str, Any], strategies: BodyLookup, accounts: BodyLookup) -> ResolvedBot:
+def resolve(
+    body: Mapping[str, Any],
+    strategies: BodyLookup,
+    accounts: BodyLookup,
+    settings: OperatorSettings | None = None,
+) -> ResolvedBot:
     """Parse the bot and everything it refers to; collect every problem."""
     bot, problems = parse(TradingBot, body)
     if bot is None:
@@ -81,7 +86,7 @@ def resolve(body: Mapping[str, Any], strategies: BodyLookup, accounts: BodyLooku
         ]
         resolved_accounts[exchange.account] = account
     if not problems:
-        problems = errors(validate_bot(bot, strategy, resolved_accounts))
+        problems = errors(validate_bot(bot, strategy, resolved_accounts, settings))
     return ResolvedBot(bot, strategy, resolved_accounts, problems)
 
 
@@ -155,7 +160,7 @@ class BotReconciler:
         now = now or datetime.now(UTC)
         meta = body.get("metadata", {})
         key: BotKey = (meta.get("namespace", ""), meta.get("name", ""))
-        resolved = resolve(body, strategies, accounts)
+        resolved = resolve(body, strategies, accounts, self.settings)
         apply_error: str | None = None
         exchanges: list[ExchangeObservation] = []
         if not resolved.problems and resolved.bot and resolved.strategy:
@@ -222,7 +227,7 @@ class BotReconciler:
         request: DeleteRequest,
     ) -> bool:
         """Render the delete request into the runtime ConfigMaps. False if nothing runs."""
-        resolved = resolve(body, strategies, accounts)
+        resolved = resolve(body, strategies, accounts, self.settings)
         if resolved.problems or resolved.bot is None or resolved.strategy is None:
             return False
         accounts_ok = {k: v for k, v in resolved.accounts.items() if v is not None}

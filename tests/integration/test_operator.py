@@ -8,98 +8,16 @@ and the heartbeat annotation from the shared contract).
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import yaml
 
 from fixtures.cluster import Cluster
+from fixtures.objects import account, apply, beat, bot, eventually, get, phase_is, strategy
 from fixtures.operator import OperatorProcess
-from tradebot_operator.api.heartbeat import HEARTBEAT_ANNOTATION, Heartbeat, encode_heartbeat
 
 pytestmark = pytest.mark.integration
-
-
-def account(name: str = "paper", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "tradebot.io/v1alpha1",
-        "kind": "ExchangeAccount",
-        "metadata": {"name": name},
-        "spec": {"exchange": "binance", "marketType": "spot", "mode": "paper",
-                 "endpoint": "http://127.0.0.1:18080", **spec},
-    }  # fmt: skip
-
-
-def strategy(name: str = "sma", **params: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "tradebot.io/v1alpha1",
-        "kind": "Strategy",
-        "metadata": {"name": name},
-        "spec": {"type": "sma-crossover", "timeframe": "1m",
-                 "parameters": {"fastPeriod": 5, "slowPeriod": 20, "orderSize": "25", **params}},
-    }  # fmt: skip
-
-
-def bot(name: str = "btc", strategy_name: str = "sma", **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "tradebot.io/v1alpha1",
-        "kind": "TradingBot",
-        "metadata": {"name": name},
-        "spec": {
-            "strategyRef": {"name": strategy_name},
-            "mode": "paper",
-            "exchanges": [{"account": "paper", "symbols": ["BTC/USDT", "ETH/USDT"],
-                           "allocation": {"quote": "USDT", "amount": "1000"}}],
-            "risk": {"maxPositionNotional": "500", "maxOrderNotional": "50",
-                     "maxDailyLoss": "100"},
-            **spec,
-        },
-    }  # fmt: skip
-
-
-def apply(cluster: Cluster, ns: str, *objs: dict[str, Any]) -> None:
-    cluster.kubectl("apply", "-n", ns, "-f", "-", input=yaml.safe_dump_all(objs))
-
-
-def get(cluster: Cluster, ns: str, kind: str, name: str) -> dict[str, Any] | None:
-    out = cluster.kubectl("get", kind, name, "-n", ns, "-o", "json", check=False)
-    return json.loads(out.stdout) if out.returncode == 0 else None
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what or check.__name__}; last={last!r}")
-
-
-def phase_is(cluster: Cluster, ns: str, name: str, phase: str) -> Callable[[], Any]:
-    def check() -> Any:
-        obj = get(cluster, ns, "tradingbot", name)
-        status = (obj or {}).get("status") or {}
-        return status if status.get("phase") == phase else None
-
-    return check
-
-
-def beat(cluster: Cluster, ns: str, lease: str, pod: str, **fields: Any) -> None:
-    """Write a Lease as a runtime leader does on renewal."""
-    now = datetime.now(UTC)
-    hb = Heartbeat(pod=pod, epoch=1, shard=0, ts=now, state="Trading", ready=True, **fields)
-    patch = {
-        "metadata": {"annotations": {HEARTBEAT_ANNOTATION: encode_heartbeat(hb)}},
-        "spec": {"holderIdentity": pod, "renewTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                 "acquireTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "leaseTransitions": 1},
-    }  # fmt: skip
-    cluster.kubectl("patch", "lease", lease, "-n", ns, "--type=merge", "-p", json.dumps(patch))
 
 
 @pytest.fixture

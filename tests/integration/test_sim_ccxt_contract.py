@@ -4,6 +4,7 @@ configured only through URLs and options, and parse the values the simulator hol
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Awaitable
 from decimal import Decimal
@@ -70,7 +71,7 @@ async def test_fetch_ticker_ohlcv_and_order_book(
 
     candles = await binance.fetch_ohlcv("BTC/USDT", "1m", limit=5)
     assert len(candles) == 5
-    assert [b[0] - a[0] for a, b in zip(candles, candles[1:])] == [60_000] * 4
+    assert [b[0] - a[0] for a, b in itertools.pairwise(candles)] == [60_000] * 4
     engine_last = market.candles[-1]
     assert candles[-1][0] == engine_last.open_time
     assert [dec(v) for v in candles[-1][1:6]] == [

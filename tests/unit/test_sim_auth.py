@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import ccxt
 import ccxt.pro
 import pytest
@@ -14,14 +16,23 @@ KEY, SECRET = "k" * 64, "s" * 64
 URL = "http://127.0.0.1:1"
 
 
-def signed(method: str, params: dict[str, object]) -> dict[str, str]:
+def signed(method: str, params: dict[str, object]) -> dict[str, Any]:
     exchange = ccxt.binance({**binance_overrides(URL), "apiKey": KEY, "secret": SECRET})
     return exchange.sign("order", ["private"], method, params)  # type: ignore[no-any-return]
 
 
 def test_a_ccxt_signed_post_body_verifies() -> None:
-    req = signed("POST", {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT",
-                          "quantity": "0.5", "price": "100", "newClientOrderId": "a:b/c-1"})  # fmt: skip
+    req = signed(
+        "POST",
+        {
+            "symbol": "BTCUSDT",
+            "side": "BUY",
+            "type": "LIMIT",
+            "quantity": "0.5",
+            "price": "100",
+            "newClientOrderId": "a:b/c-1",
+        },
+    )
     assert req["headers"]["X-MBX-APIKEY"] == KEY
     verify_rest("", req["body"], SECRET)
     with pytest.raises(BinanceError) as err:
@@ -65,8 +76,9 @@ def test_ws_api_params_signed_by_ccxt_pro_verify() -> None:
         (None, None, 1000, -1102),
     ],
 )
-def test_timestamp_and_recv_window(ts: str | None, window: str | None, server: int,
-                                   code: int | None) -> None:  # fmt: skip
+def test_timestamp_and_recv_window(
+    ts: str | None, window: str | None, server: int, code: int | None
+) -> None:
     if code is None:
         check_timestamp(ts, window, server, 60_000)
         return

@@ -42,3 +42,11 @@ def test_non_local_urls_finds_strays() -> None:
     ]
     with pytest.raises(ValueError, match="http"):
         binance_overrides("127.0.0.1:4567")
+
+
+def test_the_runtime_computes_the_same_overrides() -> None:
+    # The runtime may not import hack/, so it carries its own copy of the convention:
+    # this keeps the two from drifting apart.
+    from tradebot_runtime.exchange.endpoint import endpoint_overrides
+
+    assert endpoint_overrides("binance", BASE) == binance_overrides(BASE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,7 @@ def limit(side: str, qty: str, price: str, tif: str | None = "GTC", **kw: object
     return OrderRequest(
         "BTCUSDT",
         side,
-        kw.pop("type", "LIMIT"),
+        str(kw.pop("type", "LIMIT")),
         D(qty),
         D(price),
         time_in_force=tif,
@@ -91,8 +92,8 @@ def test_market_buy_takes_the_best_ask_and_pays_the_taker_fee_in_base() -> None:
     fills = [e.fill for e in events if isinstance(e, ExecutionReport) and e.fill]
     assert [(f.price, f.qty, f.is_maker) for f in fills] == [(D("100.00"), D("1"), False)]
     assert fills[0].commission == D("0.001") and fills[0].commission_asset == "BTC"
-    assert bal(engine, "BTC") == (D("10.999"), 0)
-    assert bal(engine, "USDT") == (D("9900.00"), 0)
+    assert bal(engine, "BTC") == (D("10.999"), D(0))
+    assert bal(engine, "USDT") == (D("9900.00"), D(0))
     assert order.cum_quote == D("100.00")
 
 
@@ -100,9 +101,9 @@ def test_market_sell_pays_the_fee_in_quote() -> None:
     engine = make_engine()
     order, _ = engine.place_order("alice", market("SELL", "2"), T0)
     assert order.status == "FILLED"
-    assert bal(engine, "BTC") == (D("8"), 0)
+    assert bal(engine, "BTC") == (D("8"), D(0))
     # 2 * 99.99 = 199.98, fee 0.1% = 0.19998
-    assert bal(engine, "USDT") == (D("10000") + D("199.98") - D("0.19998"), 0)
+    assert bal(engine, "USDT") == (D("10000") + D("199.98") - D("0.19998"), D(0))
 
 
 def test_a_large_market_order_walks_several_levels() -> None:
@@ -121,8 +122,11 @@ def test_market_order_expires_when_the_book_runs_out() -> None:
     order, events = engine.place_order("alice", market("BUY", str(depth + 5)), T0)
     assert order.status == "EXPIRED" and order.executed_qty == depth
     assert [e.execution_type for e in events if isinstance(e, ExecutionReport)] == [
-        "NEW", "TRADE", "TRADE", "EXPIRED",
-    ]  # fmt: skip
+        "NEW",
+        "TRADE",
+        "TRADE",
+        "EXPIRED",
+    ]
 
 
 def test_quote_order_qty_spends_at_most_the_quote_amount() -> None:
@@ -137,7 +141,7 @@ def test_crossing_limit_fills_as_taker_and_refunds_the_price_improvement() -> No
     engine = make_engine()
     order, _ = engine.place_order("alice", limit("BUY", "1", "100.50"), T0)
     assert order.status == "FILLED" and order.cum_quote == D("100.00")
-    assert bal(engine, "USDT") == (D("9900.00"), 0)
+    assert bal(engine, "USDT") == (D("9900.00"), D(0))
 
 
 def test_resting_order_fills_as_maker_one_level_per_step_when_the_price_crosses_it() -> None:
@@ -159,9 +163,9 @@ def test_resting_order_fills_as_maker_one_level_per_step_when_the_price_crosses_
         assert order.status in ("PARTIALLY_FILLED", "FILLED")
         assert steps < 10
     assert steps >= 2, "a resting order larger than one level fills over several steps"
-    assert bal(engine, "BTC") == (D("2"), 0)
+    assert bal(engine, "BTC") == (D("2"), D(0))
     # 8 * 101 = 808 USDT received, maker fee 0.1% in quote
-    assert bal(engine, "USDT") == (D("10000") + D("808") - D("0.808"), 0)
+    assert bal(engine, "USDT") == (D("10000") + D("808") - D("0.808"), D(0))
     assert engine.open_orders("alice", None) == []
 
 
@@ -173,7 +177,7 @@ def test_sell_limit_needs_the_base_asset() -> None:
         -2010,
         "Account has insufficient balance for requested action.",
     )
-    assert bal(engine, "BTC") == (D("10"), 0)
+    assert bal(engine, "BTC") == (D("10"), D(0))
     assert engine.accounts["alice"].orders == {}
 
 
@@ -183,7 +187,7 @@ def test_ioc_remainder_expires_and_releases_the_lock() -> None:
     # limit at the touch: only level 0 is within the price
     order, _ = engine.place_order("alice", limit("BUY", str(top + 2), "100.00", "IOC"), T0)
     assert order.status == "EXPIRED" and order.executed_qty == top
-    assert bal(engine, "USDT") == (D("10000") - top * D("100.00"), 0)
+    assert bal(engine, "USDT") == (D("10000") - top * D("100.00"), D(0))
 
 
 def test_fok_that_cannot_fill_completely_expires_without_trades() -> None:
@@ -192,7 +196,7 @@ def test_fok_that_cannot_fill_completely_expires_without_trades() -> None:
     order, events = engine.place_order("alice", limit("BUY", str(top + 2), "100.00", "FOK"), T0)
     assert order.status == "EXPIRED" and order.executed_qty == 0
     assert not any(isinstance(e, ExecutionReport) and e.fill for e in events)
-    assert bal(engine, "USDT") == (D("10000"), 0)
+    assert bal(engine, "USDT") == (D("10000"), D(0))
 
 
 def test_limit_maker_that_would_take_is_rejected() -> None:
@@ -235,7 +239,7 @@ def test_invalid_orders_are_rejected_with_binance_codes(
     if msg is not None:
         assert err.value.msg == msg
     assert engine.accounts["alice"].orders == {}
-    assert bal(engine, "USDT") == (D("10000"), 0)
+    assert bal(engine, "USDT") == (D("10000"), D(0))
 
 
 def test_a_client_order_id_is_never_accepted_twice_by_default() -> None:
@@ -266,7 +270,7 @@ def test_cancel_releases_funds_and_unknown_orders_are_reported() -> None:
     order, _ = engine.place_order("alice", limit("BUY", "2", "95"), T0)
     canceled, events = engine.cancel_order("alice", "BTCUSDT", order.order_id, None, T0 + 5)
     assert canceled.status == "CANCELED" and canceled.update_time == T0 + 5
-    assert bal(engine, "USDT") == (D("10000"), 0)
+    assert bal(engine, "USDT") == (D("10000"), D(0))
     assert [e.execution_type for e in events if isinstance(e, ExecutionReport)] == ["CANCELED"]
     with pytest.raises(BinanceError) as again:
         engine.cancel_order("alice", "BTCUSDT", order.order_id, None, T0 + 6)
@@ -341,3 +345,15 @@ def test_ticks_move_the_price_and_publish_one_trade_per_market() -> None:
         prices.add(engine.markets["BTCUSDT"].last_price)
     assert len(prices) > 5
     assert {s: m.last_price for s, m in engine.markets.items()} != before
+
+
+def test_a_replayed_csv_becomes_the_candles(tmp_path: Path) -> None:
+    csv_file = tmp_path / "btc.csv"
+    csv_file.write_text("open_time,open,high,low,close\n0,100,103.5,99,102\n0,101,102.5,97.25,98\n")
+    engine = make_engine(symbols=(replace(SPEC, replay_csv=str(csv_file)),), history_minutes=2)
+    candles = list(engine.markets["BTCUSDT"].candles)
+    assert [(c.open, c.high, c.low, c.close) for c in candles] == [
+        (D(100), D("103.5"), D(99), D(102)),
+        (D(101), D("102.5"), D("97.25"), D(98)),  # a gap stays a gap
+    ]
+    assert candles[1].open_time - candles[0].open_time == 60_000

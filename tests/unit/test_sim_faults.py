@@ -40,8 +40,9 @@ def test_rate_is_a_seeded_draw() -> None:
     def hits(seed: int) -> list[bool]:
         store = FaultStore(seed)
         store.add({"kind": "error", "code": -1001, "rate": 0.3}, T0)
-        return [bool(store.for_request("GET", "/api/v3/time", None, "before", T0))
-                for _ in range(1000)]  # fmt: skip
+        return [
+            bool(store.for_request("GET", "/api/v3/time", None, "before", T0)) for _ in range(1000)
+        ]
 
     first = hits(5)
     assert first == hits(5)

@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 from exchange_sim.config import DEFAULT_DUPLICATE_PATTERN, AccountSpec, SimConfig, SymbolSpec
 from exchange_sim.engine import Engine, OrderRequest
 from exchange_sim.ledger import DuplicateDetector, Ledger, positions
 from exchange_sim.models import Order
+from tradebot_runtime.order_ids import ClientOrderIds
 
 D = Decimal
 T0 = 1_700_000_000_000
 
 
+_ids = itertools.count(1)
+
+
 def order(client_id: str, account: str = "a", time: int = T0, qty: str = "1") -> Order:
-    return Order(account, "BTCUSDT", hash(client_id) % 1000, client_id, "BUY", "LIMIT", "GTC",
-                 D("100"), D(qty), D(0), time, "NONE")  # fmt: skip
+    return Order(
+        account,
+        "BTCUSDT",
+        next(_ids),
+        client_id,
+        "BUY",
+        "LIMIT",
+        "GTC",
+        D("100"),
+        D(qty),
+        D(0),
+        time,
+        "NONE",
+    )
 
 
 def detector(window_ms: int = 1000) -> DuplicateDetector:
@@ -59,21 +76,33 @@ def test_the_splitter_is_configurable() -> None:
 
 def test_similar_orders_within_the_window_are_reported() -> None:
     d = detector(window_ms=500)
-    found = d.similar([order("b-1-1", time=T0), order("b-1-2", time=T0 + 400),
-                       order("b-1-3", time=T0 + 1500)])  # fmt: skip
+    found = d.similar(
+        [order("b-1-1", time=T0), order("b-1-2", time=T0 + 400), order("b-1-3", time=T0 + 1500)]
+    )
     assert [f["client_order_ids"] for f in found] == [["b-1-1", "b-1-2"]]
     assert d.similar([order("b-1-1"), order("b-1-2", qty="2")]) == []
 
 
 def test_positions_and_summary_follow_the_fills() -> None:
-    spec = SymbolSpec("BTCUSDT", "BTC", "USDT", D("0.01"), D("0.001"), D("0.001"), D("100"),
-                      D("0.01"), D("100000"), initial_price=D("100"))  # fmt: skip
+    spec = SymbolSpec(
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        D("0.01"),
+        D("0.001"),
+        D("0.001"),
+        D("100"),
+        D("0.01"),
+        D("100000"),
+        initial_price=D("100"),
+    )
     acct = AccountSpec("a", "k", "s", {"USDT": D("1000")})
     engine = Engine(SimConfig(symbols=(spec,), accounts=(acct,), history_minutes=0), T0)
     ledger = Ledger(detector())
     for cid, side in (("b-1-1", "BUY"), ("b-2-1", "BUY"), ("b-2-2", "SELL")):
-        placed, _ = engine.place_order("a", OrderRequest("BTCUSDT", side, "MARKET", D("2"),
-                                                         client_order_id=cid), T0)  # fmt: skip
+        placed, _ = engine.place_order(
+            "a", OrderRequest("BTCUSDT", side, "MARKET", D("2"), client_order_id=cid), T0
+        )
         ledger.record_order(placed)
     pos = positions(engine, "a")["BTCUSDT"]
     assert pos["net_qty"] == "2" and pos["bought_qty"] == "4" and pos["sold_qty"] == "2"
@@ -84,3 +113,25 @@ def test_positions_and_summary_follow_the_fills() -> None:
     report = ledger.report(engine, "a")
     assert [o["intent"] for o in report["orders"]][:2] == ["intent=b|seq=1"] * 2
     assert report["balances"]["BTC"]["free"] == "1.996"
+
+
+def test_the_runtimes_own_client_order_ids_are_decoded() -> None:
+    ids = ClientOrderIds("binance", "ns/bot", "acct")
+    d = detector()
+    assert d.fields(ids.build(0, 3, 17)) == {
+        "owner": ids.owner,
+        "shard": "0",
+        "epoch": "3",
+        "seq": "17",
+    }
+    resent = [order(ids.build(0, 3, 17)), order(ids.build(0, 4, 17))]
+    distinct = [order(ids.build(0, 3, 17)), order(ids.build(0, 3, 18)), order(ids.build(1, 4, 17))]
+    assert [g["client_order_ids"] for g in d.duplicates(resent)] == [
+        [ids.build(0, 3, 17), ids.build(0, 4, 17)]
+    ]
+    assert d.duplicates(distinct) == []
+    other_bot = ClientOrderIds("binance", "ns/other", "acct")
+    assert d.duplicates([order(ids.build(0, 3, 17)), order(other_bot.build(0, 4, 17))]) == []
+    # without the decoder those ids are opaque and only exact repeats would count
+    d.configure(DEFAULT_DUPLICATE_PATTERN, ["epoch"], 1000, decoders=[])
+    assert d.duplicates(resent) == []

@@ -15,8 +15,8 @@ D = Decimal
 MIN = 60_000
 
 
-def ms(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+def ms(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> int:
+    return int(datetime(year, month, day, hour, minute, tzinfo=UTC).timestamp() * 1000)
 
 
 def minute_candles(start: int, n: int) -> list[Candle]:
@@ -35,7 +35,7 @@ def minute_candles(start: int, n: int) -> list[Candle]:
                 3,
                 first_trade_id=3 * i + 1,
                 last_trade_id=3 * i + 3,
-            )  # fmt: skip
+            )
         )
     return out
 
@@ -45,7 +45,12 @@ def test_five_minute_candles_merge_five_one_minute_candles() -> None:
     assert [r.open_time for r in rows] == [ms(2024, 1, 1), ms(2024, 1, 1, 0, 5)]
     first = rows[0]
     assert (first.open, first.high, first.low, first.close) == (D(100), D(106), D(99), D(105))
-    assert (first.volume, first.trades, first.first_trade_id, first.last_trade_id) == (5, 15, 1, 15)
+    assert (first.volume, first.trades, first.first_trade_id, first.last_trade_id) == (
+        D(5),
+        15,
+        1,
+        15,
+    )
 
 
 def test_weeks_start_on_monday_and_months_on_the_first() -> None:

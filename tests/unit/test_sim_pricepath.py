@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import statistics
 from decimal import Decimal
@@ -41,7 +42,7 @@ def test_standard_normal_has_unit_variance() -> None:
 def test_daily_log_returns_match_the_annual_volatility() -> None:
     path = gbm(5, vol="0.8")
     prices = [path.price] + [path.step(DAY) for _ in range(3000)]
-    returns = [float((b / a).ln()) for a, b in zip(prices, prices[1:], strict=False)]
+    returns = [float((b / a).ln()) for a, b in itertools.pairwise(prices)]
     expected = 0.8 / 365**0.5
     assert abs(statistics.pstdev(returns) / expected - 1) < 0.08
 
