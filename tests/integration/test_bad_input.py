@@ -348,7 +348,7 @@ def apply(cluster: Cluster, namespace: str, manifest: Manifest) -> Any:
 
 
 @pytest.fixture(scope="module")
-def namespace(crds_installed: Cluster) -> str:  # noqa: F811
+def namespace(crds_installed: Cluster) -> str:
     return crds_installed.namespace("bad-input")
 
 
@@ -361,7 +361,7 @@ def test_there_are_enough_cases() -> None:
     "manifest", [account(), strategy(), bot()], ids=["account", "strategy", "bot"]
 )
 def test_valid_baselines_are_accepted(
-    crds_installed: Cluster,  # noqa: F811
+    crds_installed: Cluster,
     namespace: str,
     manifest: Manifest,
 ) -> None:
@@ -369,7 +369,7 @@ def test_valid_baselines_are_accepted(
     assert result.returncode == 0, result.stderr
 
 
-def test_defaults_are_applied(crds_installed: Cluster, namespace: str) -> None:  # noqa: F811
+def test_defaults_are_applied(crds_installed: Cluster, namespace: str) -> None:
     name = "defaults"
     assert apply(crds_installed, namespace, bot(name)).returncode == 0
     got = yaml.safe_load(
@@ -386,7 +386,7 @@ def test_defaults_are_applied(crds_installed: Cluster, namespace: str) -> None: 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_bad_input_is_rejected(
-    crds_installed: Cluster,  # noqa: F811
+    crds_installed: Cluster,
     namespace: str,
     case: Case,
 ) -> None:
@@ -405,7 +405,7 @@ def test_bad_input_is_rejected(
     assert re.search(case.message, error), f"error lacks /{case.message}/:\n{error}"
 
 
-def test_kubectl_explain_describes_fields(crds_installed: Cluster) -> None:  # noqa: F811
+def test_kubectl_explain_describes_fields(crds_installed: Cluster) -> None:
     result = crds_installed.kubectl("explain", "tradingbot.spec.risk")
     assert "maxDailyLoss" in result.stdout
     assert "Risk limits, applied live." in result.stdout
@@ -432,7 +432,7 @@ def golden_children(case: Path, namespace: str) -> list[Manifest]:
 
 @pytest.mark.parametrize("case", sorted(GOLDEN_DIR.glob("*/")), ids=lambda path: path.name)
 def test_builder_output_is_accepted_under_restricted_pod_security(
-    crds_installed: Cluster,  # noqa: F811
+    crds_installed: Cluster,
     namespace: str,
     case: Path,
 ) -> None:
@@ -454,7 +454,7 @@ def test_builder_output_is_accepted_under_restricted_pod_security(
     assert result.stdout.count("serverside-applied") == len(children)
 
 
-def test_printer_columns_show_status(crds_installed: Cluster, namespace: str) -> None:  # noqa: F811
+def test_printer_columns_show_status(crds_installed: Cluster, namespace: str) -> None:
     """The status the operator writes is accepted by the status schema and shows up in
     ``kubectl get tradingbots -o wide``."""
     name = "columns"
