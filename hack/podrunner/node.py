@@ -1,0 +1,200 @@
+"""The runner's own Node: registration, heartbeat (node Lease + Ready condition), exit.
+
+kwokctl starts kwok with --manage-all-nodes=true, but kwok only plays a node whose Lease in
+kube-node-lease it holds (it defers to another unexpired holder). So the runner creates and
+keeps renewing that Lease *before* the Node exists: kwok never claims the node nor its pods.
+
+The node carries the label tradebot.io/pod-runner=true and the taint
+tradebot.io/pod-runner=true:NoSchedule, so only pods that ask for it land here:
+
+    nodeSelector: {tradebot.io/pod-runner: "true"}   # or kubernetes.io/hostname: <node>
+    tolerations: [{key: tradebot.io/pod-runner, operator: Exists, effect: NoSchedule}]
+
+(TradingBot.spec.runtime.nodeSelector / .tolerations pass both through to the Deployment.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+from typing import Any
+
+from podrunner import NODE_LABEL, NODE_TAINT_KEY, timefmt
+from podrunner.kube import JSON, MERGE_PATCH, Kube, is_status
+from podrunner.settings import Settings
+
+log = logging.getLogger("podrunner.node")
+
+LEASE_NS = "kube-node-lease"
+NODE_IP = "127.0.0.1"
+# Kept on exit in "notready" mode so kwok does not take the node over once it stops renewing.
+PARKED_LEASE_SECONDS = 86400
+
+
+def node_manifest(name: str) -> JSON:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": "pod-runner",
+                NODE_LABEL: "true",
+            },
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+        },
+        "spec": {"taints": [{"key": NODE_TAINT_KEY, "value": "true", "effect": "NoSchedule"}]},
+    }
+
+
+def node_status(ready: bool, reason: str, message: str) -> JSON:
+    stamp = timefmt.rfc3339()
+
+    def cond(kind: str, status: str, why: str, msg: str) -> JSON:
+        return {
+            "type": kind,
+            "status": status,
+            "reason": why,
+            "message": msg,
+            "lastHeartbeatTime": stamp,
+            "lastTransitionTime": stamp,
+        }
+
+    resources = {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+    return {
+        "capacity": resources,
+        "allocatable": resources,
+        "conditions": [
+            cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "ok"),
+            cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "ok"),
+            cond("PIDPressure", "False", "KubeletHasSufficientPID", "ok"),
+            cond("Ready", "True" if ready else "False", reason, message),
+        ],
+        "addresses": [
+            {"type": "InternalIP", "address": NODE_IP},
+            {"type": "Hostname", "address": platform.node() or "localhost"},
+        ],
+        "nodeInfo": {
+            "architecture": "amd64",
+            "operatingSystem": "linux",
+            "kubeletVersion": "podrunner",
+            "kubeProxyVersion": "",
+            "containerRuntimeVersion": "podrunner://local-process",
+            "osImage": platform.platform(),
+            "kernelVersion": platform.release(),
+            "machineID": "",
+            "systemUUID": "",
+            "bootID": "",
+        },
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
+    }
+
+
+class NodeAgent:
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.name = settings.node
+        self._transition: dict[str, str] = {}
+
+    @property
+    def _lease_path(self) -> str:
+        return f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NS}/leases/{self.name}"
+
+    @property
+    def _node_path(self) -> str:
+        return f"/api/v1/nodes/{self.name}"
+
+    async def register(self) -> None:
+        await self._hold_lease()  # first: kwok must see an unexpired holder other than itself
+        try:
+            node = await self.kube.get(self._node_path)
+            manifest = node_manifest(self.name)
+            await self.kube.request(
+                "PATCH",
+                self._node_path,
+                body={"metadata": manifest["metadata"], "spec": manifest["spec"]},
+                content_type=MERGE_PATCH,
+            )
+            log.info("adopted existing node %s", self.name)
+        except Exception as exc:
+            if not is_status(exc, 404):
+                raise
+            node = await self.kube.request("POST", "/api/v1/nodes", body=node_manifest(self.name))
+            log.info("registered node %s", self.name)
+        await self._patch_status(ready=True, reason="KubeletReady", message="pod runner is up")
+        await self._hold_lease(owner_uid=str(node["metadata"]["uid"]))
+
+    async def _hold_lease(self, owner_uid: str | None = None, duration: int | None = None) -> None:
+        spec = {
+            "holderIdentity": self.name,
+            "leaseDurationSeconds": duration or self.settings.lease_duration,
+            "renewTime": timefmt.micro(),
+        }
+        meta: dict[str, Any] = {"name": self.name, "namespace": LEASE_NS}
+        if owner_uid:
+            # Like kubelet: the Lease goes away with the Node.
+            meta["ownerReferences"] = [
+                {"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": owner_uid}
+            ]
+        try:
+            await self.kube.request(
+                "PATCH", self._lease_path, body={"metadata": meta, "spec": spec},
+                content_type=MERGE_PATCH,
+            )  # fmt: skip
+        except Exception as exc:
+            if not is_status(exc, 404):
+                raise
+            await self.kube.request(
+                "POST",
+                f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NS}/leases",
+                body={"metadata": meta, "spec": spec},
+            )
+
+    async def _patch_status(self, *, ready: bool, reason: str, message: str) -> None:
+        status = node_status(ready, reason, message)
+        for condition in status["conditions"]:
+            # lastTransitionTime only moves when the status flips.
+            key = f"{condition['type']}={condition['status']}"
+            previous = self._transition.get(condition["type"])
+            if previous and previous.startswith(key + "@"):
+                condition["lastTransitionTime"] = previous.split("@", 1)[1]
+            else:
+                self._transition[condition["type"]] = f"{key}@{condition['lastTransitionTime']}"
+        await self.kube.request(
+            "PATCH", f"{self._node_path}/status", body={"status": status}, content_type=MERGE_PATCH
+        )
+
+    async def heartbeat(self) -> None:
+        """Renew the Lease and refresh the Ready condition until cancelled."""
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_period)
+            try:
+                await self._hold_lease()
+                await self._patch_status(
+                    ready=True, reason="KubeletReady", message="pod runner is up"
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("node heartbeat failed (will retry): %s", exc)
+
+    async def shutdown(self) -> None:
+        try:
+            if self.settings.on_exit == "delete":
+                await self.kube.request("DELETE", self._node_path)
+                log.info("deleted node %s (its pods will be garbage-collected)", self.name)
+                await self.kube.request("DELETE", self._lease_path)
+            else:
+                await self._patch_status(
+                    ready=False, reason="PodRunnerStopped", message="pod runner stopped"
+                )
+                await self._hold_lease(duration=PARKED_LEASE_SECONDS)
+                log.info("marked node %s NotReady", self.name)
+        except Exception as exc:
+            if not is_status(exc, 404):
+                log.warning("could not clean up node %s: %s", self.name, exc)

@@ -1,0 +1,286 @@
+"""Order and account I/O over a stock ``ccxt.async_support`` exchange.
+
+* Orders carry the deterministic client order id in the exchange's own param
+  (order_ids.ClientOrderIds.order_params).
+* Every failure goes through error_policy.classify_error. A create whose outcome is not
+  certain returns ``SendStatus.UNKNOWN``: the caller marks the order UNKNOWN and resolves
+  it with ``lookup`` (by client id) — this module never resends an order.
+* Reads retry on RETRY with exponential backoff and full jitter; RESYNC_CLOCK reloads the
+  clock offset (``load_time_difference``) first.
+* A CircuitBreaker counts exchange failures (availability, rate limits); while it is open
+  ``create_order`` refuses at once (``SendStatus.BREAKER_OPEN``) without touching the wire.
+* Numbers from ccxt are converted with ``to_decimal`` (never float arithmetic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import ccxt
+
+from tradebot_runtime import metrics
+from tradebot_runtime.breaker import CircuitBreaker
+from tradebot_runtime.domain import ZERO, Bar, Fill, Side, to_decimal
+from tradebot_runtime.error_policy import ErrorAction, Operation, classify_error
+from tradebot_runtime.order_ids import ClientOrderIds
+from tradebot_runtime.orders import OrderRecord
+from tradebot_runtime.precision import MarketRules
+
+log = logging.getLogger("tradebot.exchange")
+T = TypeVar("T")
+
+
+class SendStatus(enum.StrEnum):
+    ACKED = "acked"
+    UNKNOWN = "unknown"
+    REJECTED = "rejected"
+    BREAKER_OPEN = "breaker_open"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderReport:
+    """What the exchange says about one order."""
+
+    client_order_id: str | None
+    exchange_order_id: str | None
+    symbol: str
+    status: str | None
+    filled: Decimal
+    amount: Decimal | None
+    side: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    status: SendStatus
+    report: OrderReport | None = None
+    reason: str = ""
+
+
+def _dec(value: Any, default: Decimal = ZERO) -> Decimal:
+    return default if value is None else to_decimal(value)
+
+
+def order_report(order: Mapping[str, Any]) -> OrderReport:
+    return OrderReport(
+        client_order_id=order.get("clientOrderId"),
+        exchange_order_id=str(order["id"]) if order.get("id") is not None else None,
+        symbol=str(order.get("symbol")),
+        status=order.get("status"),
+        filled=_dec(order.get("filled")),
+        amount=_dec(order["amount"]) if order.get("amount") is not None else None,
+        side=order.get("side"),
+    )
+
+
+def fill_from_trade(trade: Mapping[str, Any], client_order_id: str) -> Fill:
+    fee = trade.get("fee") or {}
+    return Fill(
+        trade_id=str(trade["id"]),
+        client_order_id=client_order_id,
+        symbol=str(trade["symbol"]),
+        side=Side(trade["side"]),
+        price=to_decimal(trade["price"]),
+        amount=to_decimal(trade["amount"]),
+        fee=_dec(fee.get("cost")),
+        fee_currency=str(fee.get("currency") or ""),
+        ts=int(trade["timestamp"]),
+    )
+
+
+class ExchangeClient:
+    def __init__(
+        self,
+        exchange: Any,
+        ids: ClientOrderIds,
+        *,
+        breaker: CircuitBreaker | None = None,
+        read_attempts: int = 4,
+        backoff_s: float = 0.2,
+    ) -> None:
+        self.exchange = exchange
+        self.ids = ids
+        self.breaker = breaker or CircuitBreaker(f"exchange:{exchange.id}")
+        self.read_attempts = read_attempts
+        self.backoff_s = backoff_s
+        self.tick_size_mode = getattr(exchange, "precisionMode", None) == ccxt.TICK_SIZE
+        self._cid_by_order_id: dict[str, str] = {}
+
+    async def close(self) -> None:
+        await self.exchange.close()
+
+    # -- generic call wrapper -----------------------------------------------------------
+
+    async def _timed(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        try:
+            result = await call()
+        except BaseException as exc:
+            metrics.API_ERRORS.labels(method, type(exc).__name__).inc()
+            raise
+        finally:
+            metrics.API_LATENCY.labels(method).observe(time.perf_counter() - started)
+        return result
+
+    async def read(self, method: str, call: Callable[[], Awaitable[T]]) -> T:
+        """An idempotent call: retried with backoff on RETRY / RESYNC_CLOCK."""
+        for attempt in range(self.read_attempts):
+            try:
+                result = await self._timed(method, call)
+                self.breaker.record_success()
+                return result
+            except Exception as exc:
+                policy = classify_error(exc, Operation.READ)
+                if policy.exchange_failure:
+                    self.breaker.record_failure()
+                last = attempt == self.read_attempts - 1
+                if policy.action is ErrorAction.RESYNC_CLOCK and not last:
+                    await self._resync_clock()
+                elif policy.action is not ErrorAction.RETRY or last:
+                    raise
+                await asyncio.sleep(random.uniform(0, self.backoff_s * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _resync_clock(self) -> None:
+        try:
+            await self.exchange.load_time_difference()
+        except Exception as exc:
+            log.warning("clock resync failed: %s", exc)
+
+    # -- markets ------------------------------------------------------------------------
+
+    async def load_markets(self) -> None:
+        await self.read("load_markets", lambda: self.exchange.load_markets())
+
+    def market_rules(self, symbol: str) -> MarketRules:
+        return MarketRules.from_ccxt_market(
+            self.exchange.market(symbol), tick_size_mode=self.tick_size_mode
+        )
+
+    async def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: int | None = None, limit: int | None = None
+    ) -> list[Bar]:
+        rows = await self.read(
+            "fetch_ohlcv", lambda: self.exchange.fetch_ohlcv(symbol, timeframe, since, limit)
+        )
+        return [
+            Bar(
+                symbol=symbol,
+                timeframe=timeframe,
+                ts=int(r[0]),
+                open=to_decimal(r[1]),
+                high=to_decimal(r[2]),
+                low=to_decimal(r[3]),
+                close=to_decimal(r[4]),
+                volume=to_decimal(r[5]),
+            )
+            for r in rows
+        ]
+
+    async def fetch_last_price(self, symbol: str) -> Decimal | None:
+        ticker = await self.read("fetch_ticker", lambda: self.exchange.fetch_ticker(symbol))
+        last = ticker.get("last") or ticker.get("close")
+        return None if last is None else to_decimal(last)
+
+    # -- orders -------------------------------------------------------------------------
+
+    async def create_order(self, record: OrderRecord) -> SendResult:
+        """Send one journaled order under its client id. Never retried here."""
+        if not self.breaker.allow():
+            return SendResult(SendStatus.BREAKER_OPEN, reason="circuit breaker open")
+        intent = record.intent
+        params = self.ids.order_params(record.client_order_id)
+        price = float(intent.price) if intent.price is not None else None
+        try:
+            order = await self._timed(
+                "create_order",
+                lambda: self.exchange.create_order(
+                    intent.symbol,
+                    intent.type.value,
+                    intent.side.value,
+                    float(intent.amount),  # ccxt formats with the market's precision
+                    price,
+                    params,
+                ),
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            policy = classify_error(exc, Operation.CREATE)
+            if policy.exchange_failure:
+                self.breaker.record_failure()
+            if policy.action is ErrorAction.REJECT:
+                return SendResult(SendStatus.REJECTED, reason=f"{policy.reason}: {exc}"[:200])
+            # LOOKUP, RESYNC_CLOCK (the timestamp may have been accepted after all) ...
+            if policy.action is ErrorAction.RESYNC_CLOCK:
+                await self._resync_clock()
+            return SendResult(SendStatus.UNKNOWN, reason=policy.reason)
+        self.breaker.record_success()
+        return SendResult(SendStatus.ACKED, order_report(order))
+
+    async def lookup(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        """The order with ``client_order_id``; None when the exchange has no such order."""
+        try:
+            order = await self.read(
+                "fetch_order",
+                lambda: self.exchange.fetch_order(
+                    None, symbol, {"origClientOrderId": client_order_id}
+                ),
+            )
+        except ccxt.OrderNotFound:
+            return None
+        return order_report(order)
+
+    async def cancel(self, symbol: str, client_order_id: str) -> OrderReport | None:
+        """Cancel by client id; None when the exchange does not know the order (or it is
+        no longer cancellable); the caller looks it up to learn the final state."""
+        try:
+            order = await self._timed(
+                "cancel_order",
+                lambda: self.exchange.cancel_order(
+                    None, symbol, {"origClientOrderId": client_order_id}
+                ),
+            )
+        except (ccxt.OrderNotFound, ccxt.InvalidOrder):
+            return None
+        return order_report(order)
+
+    async def open_orders(self, symbol: str) -> list[OrderReport]:
+        orders = await self.read(
+            "fetch_open_orders", lambda: self.exchange.fetch_open_orders(symbol)
+        )
+        return [order_report(o) for o in orders]
+
+    async def my_trades(self, symbol: str, since: int | None = None) -> list[Fill]:
+        """Our fills in ``symbol`` (only orders with one of this bot's client ids)."""
+        trades = await self.read(
+            "fetch_my_trades", lambda: self.exchange.fetch_my_trades(symbol, since)
+        )
+        out: list[Fill] = []
+        for trade in trades:
+            cid = trade.get("clientOrderId") or (trade.get("info") or {}).get("clientOrderId")
+            order_id = trade.get("order")
+            if cid is None and order_id is not None:
+                cid = self._cid_by_order_id.get(str(order_id))
+            if cid is not None and self.ids.owns(cid):
+                out.append(fill_from_trade(trade, cid))
+        return out
+
+    def remember(self, exchange_order_id: str | None, client_order_id: str) -> None:
+        """Map an exchange order id to our client id (Binance trades carry only the
+        former)."""
+        if exchange_order_id is not None:
+            self._cid_by_order_id[exchange_order_id] = client_order_id
+
+    async def free_balances(self) -> dict[str, Decimal]:
+        balance = await self.read("fetch_balance", lambda: self.exchange.fetch_balance())
+        free = balance.get("free") or {}
+        return {k: to_decimal(v) for k, v in free.items() if v is not None}

@@ -1,0 +1,138 @@
+"""Versioned schema migrations of the journal, applied under a Postgres advisory lock.
+
+Every runtime pod calls ``migrate`` at start. The advisory lock serialises concurrent
+starters (the first applies, the others wait and then find nothing to do), and each
+migration runs in the same transaction as its ``schema_migrations`` row, so a crash
+mid-migration leaves nothing half-applied. Migrations are append-only: never edit one
+that has shipped, add a new version instead.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import asyncpg
+
+ADVISORY_LOCK_KEY: Final = 0x7472616465626F74  # "tradebot"
+
+MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
+    (
+        1,
+        """
+        CREATE TABLE shard_epochs (
+            bot         text   NOT NULL,
+            account     text   NOT NULL,
+            shard       int    NOT NULL,
+            epoch       bigint NOT NULL CHECK (epoch >= 0),
+            next_seq    bigint NOT NULL DEFAULT 1 CHECK (next_seq >= 1),
+            holder      text,
+            updated_at  timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (bot, account, shard)
+        );
+
+        CREATE TABLE orders (
+            client_order_id   text PRIMARY KEY,
+            bot               text    NOT NULL,
+            account           text    NOT NULL,
+            shard             int     NOT NULL,
+            epoch             bigint  NOT NULL,
+            seq               bigint  NOT NULL,
+            symbol            text    NOT NULL,
+            side              text    NOT NULL CHECK (side IN ('buy', 'sell')),
+            type              text    NOT NULL CHECK (type IN ('market', 'limit')),
+            amount            numeric NOT NULL CHECK (amount > 0),
+            price             numeric CHECK (price IS NULL OR price > 0),
+            reduce_only       boolean NOT NULL DEFAULT false,
+            tag               text    NOT NULL DEFAULT '',
+            state             text    NOT NULL,
+            filled            numeric NOT NULL DEFAULT 0 CHECK (filled >= 0),
+            exchange_order_id text,
+            created_ms        bigint  NOT NULL,
+            sent_ms           bigint,
+            updated_ms        bigint,
+            created_at        timestamptz NOT NULL DEFAULT now(),
+            updated_at        timestamptz NOT NULL DEFAULT now(),
+            UNIQUE (bot, account, shard, seq)
+        );
+        CREATE INDEX orders_working ON orders (bot, account, shard)
+            WHERE state IN ('intent', 'sending', 'unknown', 'open',
+                            'partially_filled', 'pending_cancel');
+
+        CREATE TABLE fills (
+            id               bigserial PRIMARY KEY,
+            account          text    NOT NULL,
+            symbol           text    NOT NULL,
+            trade_id         text    NOT NULL,
+            bot              text    NOT NULL,
+            shard            int     NOT NULL,
+            client_order_id  text    NOT NULL,
+            side             text    NOT NULL,
+            price            numeric NOT NULL,
+            amount           numeric NOT NULL,
+            fee              numeric NOT NULL,
+            fee_currency     text    NOT NULL,
+            ts_ms            bigint  NOT NULL,
+            recorded_at      timestamptz NOT NULL DEFAULT now(),
+            UNIQUE (account, symbol, trade_id)
+        );
+        CREATE INDEX fills_order ON fills (client_order_id);
+
+        CREATE TABLE audit_events (
+            id               bigserial PRIMARY KEY,
+            ts               timestamptz NOT NULL DEFAULT now(),
+            bot              text   NOT NULL,
+            account          text   NOT NULL,
+            shard            int,
+            epoch            bigint,
+            kind             text   NOT NULL,
+            client_order_id  text,
+            data             jsonb  NOT NULL DEFAULT '{}'::jsonb
+        );
+
+        CREATE FUNCTION audit_events_append_only() RETURNS trigger
+            LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'audit_events is append-only';
+        END $$;
+        CREATE TRIGGER audit_events_append_only
+            BEFORE UPDATE OR DELETE ON audit_events
+            FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
+        """,
+    ),
+)
+
+LATEST_VERSION: Final = MIGRATIONS[-1][0]
+
+
+async def migrate(conn: asyncpg.Connection) -> list[int]:
+    """Apply every pending migration; returns the versions this call applied.
+
+    Safe to call concurrently from many processes and any number of times.
+    """
+    applied_now: list[int] = []
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
+        await conn.execute(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version    int PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """
+        )
+        done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, sql in MIGRATIONS:
+            if version in done:
+                continue
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            applied_now.append(version)
+    return applied_now
+
+
+async def schema_version(conn: asyncpg.Connection) -> int:
+    """Highest applied migration, 0 for an empty database."""
+    exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if not exists:
+        return 0
+    return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
