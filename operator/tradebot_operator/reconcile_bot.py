@@ -167,8 +167,10 @@ class BotReconciler:
             accounts_ok = {k: v for k, v in resolved.accounts.items() if v is not None}
             try:
                 children = desired(resolved.bot, resolved.strategy, accounts_ok, self.settings)
-                if await self.apply_children(key, children):
-                    event("Normal", "ChildrenApplied", f"applied {len(children)} objects")
+                first_apply = key not in self.applied
+                if await self.apply_children(key, children) and not first_apply:
+                    # Creation is already told by the phase event; changes are worth one.
+                    event("Normal", "ChildrenUpdated", f"applied {len(children)} objects")
                 observed = {lease.name: lease for lease in leases(*key)}
                 for ctx in exchange_contexts(
                     resolved.bot, resolved.strategy, accounts_ok, self.settings

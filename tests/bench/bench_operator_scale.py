@@ -122,6 +122,16 @@ def children_of(
     return out
 
 
+async def settle_pods(api: client.ApiClient, ns: str, expected: int) -> None:
+    core = client.CoreV1Api(api)
+    for _ in range(600):
+        pods = (await core.list_namespaced_pod(ns)).items
+        if len(pods) >= expected and all(p.status.phase == "Running" for p in pods):
+            return
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"pods in {ns} did not settle")
+
+
 async def namespace(api: client.ApiClient, name: str) -> None:
     await client.CoreV1Api(api).create_namespace({"metadata": {"name": name}})
 
@@ -143,9 +153,13 @@ async def run_size(api: client.ApiClient, n: int, pid: int) -> dict[str, Any]:
         child["metadata"]["namespace"] = ns_raw
     raw_seconds = await create_all(api, raw_children, concurrency=16)
     raw_rate = len(raw_children) / raw_seconds
+    # Let the baseline's Deployments finish their pods (controller-manager, scheduler and
+    # kwok write for each) so that churn does not land in the operator's measurement.
+    await settle_pods(api, ns_raw, expected=2 * n)
 
     # The operator: apply account, strategy and N bots; wait until all are Reconciled.
     await create_all(api, [acct, strat], 2)
+    cpu_before = cpu_seconds(pid)
     start = time.perf_counter()
     await create_all(api, bots, concurrency=16)
     dyn = client.CustomObjectsApi(api)
@@ -177,6 +191,7 @@ async def run_size(api: client.ApiClient, n: int, pid: int) -> dict[str, Any]:
         "operator_writes_per_s": op_rate,
         "raw_writes_per_s": raw_rate,
         "ratio": op_rate / raw_rate,
+        "operator_cpu_s": cpu_seconds(pid) - cpu_before,
         "rss_peak_mb": rss_peak_mb(pid),
     }
 
@@ -228,7 +243,8 @@ async def measure(kubeconfig: str, sizes: list[int], idle: float, pid: int) -> N
                 f"{n} bots: {row['children']} children; operator {row['operator_s']:.1f}s "
                 f"({row['operator_writes_per_s']:.0f} writes/s) vs raw {row['raw_s']:.1f}s "
                 f"({row['raw_writes_per_s']:.0f} writes/s) ratio {row['ratio']:.2f}; "
-                f"operator peak RSS {row['rss_peak_mb']:.0f} MB",
+                f"operator peak RSS {row['rss_peak_mb']:.0f} MB, "
+                f"operator CPU {row['operator_cpu_s']:.1f} s",
                 flush=True,
             )
         if idle:
