@@ -25,10 +25,11 @@ cluster-down: ## stop the local cluster and every process it started
 cluster-status: ## show the local cluster's components and nodes
 	@hack/cluster.sh status
 
-lint: setup ## ruff and mypy
+lint: setup ## ruff, mypy, and every generated artifact current (make verify)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@$(MAKE) --no-print-directory verify
 
 test: setup lint ## everything CI runs: lint, unit, integration (starts its own cluster and servers)
 	$(PY) -m pytest $(PYTEST_ARGS)
