@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,6 +48,8 @@ LeaseLookup = Callable[[str, str], Iterable[LeaseObservation]]
 EventSink = Callable[[str, str, str], None]
 
 BOT_RESOURCE = KNOWN[("tradebot.io/v1alpha1", "TradingBot")]
+# Even with unchanged inputs, re-apply children this often to undo edits made by others.
+RESYNC_SECONDS = 600.0
 
 
 @dataclass
@@ -90,6 +93,43 @@ def resolve(
     return ResolvedBot(bot, strategy, resolved_accounts, problems)
 
 
+def _generation(body: Mapping[str, Any] | None) -> tuple[str, int] | None:
+    if body is None:
+        return None
+    meta = body.get("metadata", {})
+    return (str(meta.get("uid", "")), int(meta.get("generation") or 0))
+
+
+def input_fingerprint(
+    body: Mapping[str, Any], strategies: BodyLookup, accounts: BodyLookup
+) -> tuple[Any, ...]:
+    """Identity and generation of the bot and of everything it references."""
+    meta, spec = body.get("metadata", {}), body.get("spec") or {}
+    ns = meta.get("namespace", "")
+    strategy_name = (spec.get("strategyRef") or {}).get("name")
+    account_names = [e.get("account") for e in spec.get("exchanges") or [] if isinstance(e, dict)]
+    return (
+        _generation(body),
+        strategy_name,
+        _generation(strategies(ns, strategy_name) if isinstance(strategy_name, str) else None),
+        tuple(
+            (name, _generation(accounts(ns, name) if isinstance(name, str) else None))
+            for name in account_names
+        ),
+    )
+
+
+@dataclass
+class Plan:
+    """What a reconcile concluded from the inputs: reused while they do not change."""
+
+    fingerprint: tuple[Any, ...]
+    resolved: ResolvedBot
+    shards: list[tuple[str, list[tuple[str, int]]]] = field(default_factory=list)
+    apply_error: str | None = None
+    created: float = field(default_factory=time.monotonic)
+
+
 def manifests_hash(manifests: list[Manifest]) -> str:
     return hashlib.sha256(json.dumps(manifests, sort_keys=True).encode()).hexdigest()
 
@@ -115,6 +155,7 @@ class BotReconciler:
     settings: OperatorSettings
     inventory: Inventory
     applied: dict[BotKey, str] = field(default_factory=dict)
+    plans: dict[BotKey, Plan] = field(default_factory=dict)
 
     def effective_halted(self, resolved: ResolvedBot) -> bool:
         if resolved.bot is None:
@@ -145,7 +186,52 @@ class BotReconciler:
 
     def forget(self, key: BotKey) -> None:
         self.applied.pop(key, None)
+        self.plans.pop(key, None)
         self.inventory.forget(key)
+
+    async def _plan(
+        self, key: BotKey, body: Mapping[str, Any], strategies: BodyLookup,
+        accounts: BodyLookup, event: EventSink,
+    ) -> Plan:  # fmt: skip
+        """Resolve, validate and apply when the inputs changed; otherwise the cached plan.
+
+        Inputs are fingerprinted by uid and generation (status writes do not bump a
+        generation), so a steady bot costs no parsing, building or API call here.
+        """
+        fingerprint = input_fingerprint(body, strategies, accounts)
+        cached = self.plans.get(key)
+        if cached is not None and cached.fingerprint == fingerprint:
+            if time.monotonic() - cached.created < RESYNC_SECONDS:
+                return cached
+            self.applied.pop(key, None)  # periodic resync: re-apply to undo drift by others
+        resolved = resolve(body, strategies, accounts, self.settings)
+        plan = Plan(fingerprint, resolved)
+        if not resolved.problems and resolved.bot and resolved.strategy:
+            accounts_ok = {k: v for k, v in resolved.accounts.items() if v is not None}
+            try:
+                children = desired(resolved.bot, resolved.strategy, accounts_ok, self.settings)
+                first_apply = key not in self.applied
+                if await self.apply_children(key, children) and not first_apply:
+                    # Creation is already told by the phase event; changes are worth one.
+                    event("Normal", "ChildrenUpdated", f"applied {len(children)} objects")
+                plan.shards = [
+                    (
+                        ctx.account.metadata.name,
+                        [(s.lease_name, s.index) for s in ctx.config.shards],
+                    )
+                    for ctx in exchange_contexts(
+                        resolved.bot, resolved.strategy, accounts_ok, self.settings
+                    )
+                ]
+            except BuildError as exc:
+                resolved.problems.append(Problem("BuildFailed", "spec", str(exc)))
+            except Exception as exc:  # API errors: report, retry on the next pass
+                self.applied.pop(key, None)
+                plan.apply_error = f"{type(exc).__name__}: {str(exc)[:500]}"
+                log.warning("applying children of %s/%s failed: %s", *key, plan.apply_error)
+                return plan  # not cached: the next pass retries
+        self.plans[key] = plan
+        return plan
 
     async def reconcile(
         self,
@@ -160,37 +246,20 @@ class BotReconciler:
         now = now or datetime.now(UTC)
         meta = body.get("metadata", {})
         key: BotKey = (meta.get("namespace", ""), meta.get("name", ""))
-        resolved = resolve(body, strategies, accounts, self.settings)
-        apply_error: str | None = None
-        exchanges: list[ExchangeObservation] = []
-        if not resolved.problems and resolved.bot and resolved.strategy:
-            accounts_ok = {k: v for k, v in resolved.accounts.items() if v is not None}
-            try:
-                children = desired(resolved.bot, resolved.strategy, accounts_ok, self.settings)
-                first_apply = key not in self.applied
-                if await self.apply_children(key, children) and not first_apply:
-                    # Creation is already told by the phase event; changes are worth one.
-                    event("Normal", "ChildrenUpdated", f"applied {len(children)} objects")
-                observed = {lease.name: lease for lease in leases(*key)}
-                for ctx in exchange_contexts(
-                    resolved.bot, resolved.strategy, accounts_ok, self.settings
-                ):
-                    shard_leases = [
-                        observed.get(s.lease_name)
-                        or LeaseObservation(s.lease_name, s.index, None, None, 0, None)
-                        for s in ctx.config.shards
-                    ]
-                    exchanges.append(
-                        ExchangeObservation(
-                            ctx.account.metadata.name, len(shard_leases), shard_leases
-                        )
-                    )
-            except BuildError as exc:
-                resolved.problems.append(Problem("BuildFailed", "spec", str(exc)))
-            except Exception as exc:  # API errors: report, retry on the next pass
-                self.applied.pop(key, None)
-                apply_error = f"{type(exc).__name__}: {str(exc)[:500]}"
-                log.warning("applying children of %s/%s failed: %s", *key, apply_error)
+        plan = await self._plan(key, body, strategies, accounts, event)
+        resolved, apply_error = plan.resolved, plan.apply_error
+        observed = {lease.name: lease for lease in leases(*key)} if plan.shards else {}
+        exchanges = [
+            ExchangeObservation(
+                account,
+                len(shards),
+                [
+                    observed.get(name) or LeaseObservation(name, index, None, None, 0, None)
+                    for name, index in shards
+                ],
+            )
+            for account, shards in plan.shards
+        ]
 
         current = dict(body.get("status") or {})
         current.pop("kopf", None)
