@@ -316,41 +316,33 @@ async def _write_status(
         kopf.event(body, type="Warning", reason=warning.reason, message=str(warning))
 
 
+# plural -> (reference kind in bots_by_reference, resource, status function)
+REFERENCED = {
+    "strategies": ("strategy", STRATEGY, strategy_status),
+    "exchangeaccounts": ("account", ACCOUNT, account_status),
+}
+
+
 @kopf.on.event(GROUP, VERSION, "strategies")
 @kopf.timer(GROUP, VERSION, "strategies", interval=30, sharp=False)
-async def strategy_reconcile(
-    type: str | None = None,
-    body: kopf.Body | None = None,
-    namespace: str = "",
-    name: str = "",
-    memo: kopf.Memo | None = None,
-    bots_by_reference: kopf.Index[Any, Any] | None = None,
-    **_: Any,
-) -> None:
-    assert body is not None and memo is not None and bots_by_reference is not None
-    users = bots_using(bots_by_reference, "strategy", namespace, name)
-    if type != "DELETED":
-        status, warnings = strategy_status(body, users)
-        await _write_status(memo, STRATEGY, body, status, warnings)
-    for bot in users:
-        wake(memo, (namespace, bot))
-
-
 @kopf.on.event(GROUP, VERSION, "exchangeaccounts")
 @kopf.timer(GROUP, VERSION, "exchangeaccounts", interval=30, sharp=False)
-async def account_reconcile(
+async def referenced_reconcile(
+    resource: kopf.Resource,
+    body: kopf.Body,
+    namespace: str,
+    name: str,
+    memo: kopf.Memo,
+    bots_by_reference: kopf.Index[Any, Any],
     type: str | None = None,
-    body: kopf.Body | None = None,
-    namespace: str = "",
-    name: str = "",
-    memo: kopf.Memo | None = None,
-    bots_by_reference: kopf.Index[Any, Any] | None = None,
     **_: Any,
 ) -> None:
-    assert body is not None and memo is not None and bots_by_reference is not None
-    users = bots_using(bots_by_reference, "account", namespace, name)
+    """Status of a Strategy or ExchangeAccount (the timer refreshes usedBy), then wake the
+    bots that use it so a change reaches them at once."""
+    ref_kind, res, compute = REFERENCED[resource.plural]
+    users = bots_using(bots_by_reference, ref_kind, namespace, name)
     if type != "DELETED":
-        status, warnings = account_status(body, users)
-        await _write_status(memo, ACCOUNT, body, status, warnings)
+        status, warnings = compute(body, users)
+        await _write_status(memo, res, body, status, warnings)
     for bot in users:
         wake(memo, (namespace, bot))

@@ -26,6 +26,24 @@ def _with_type(update: ConditionUpdate, type_: str) -> ConditionUpdate:
     return ConditionUpdate(type_, update.status, update.reason, update.message)
 
 
+def _status(
+    body: Mapping[str, Any], used_by: Iterable[str], updates: list[ConditionUpdate],
+    now: datetime | None,
+) -> dict[str, Any]:  # fmt: skip
+    generation = body.get("metadata", {}).get("generation")
+    current = body.get("status") or {}
+    return {
+        "conditions": merge_conditions(
+            current.get("conditions", []),
+            updates,
+            generation=generation,
+            now=now or datetime.now(UTC),
+        ),
+        "usedBy": sorted(set(used_by))[:256],
+        "observedGeneration": generation,
+    }
+
+
 def strategy_status(
     body: Mapping[str, Any], used_by: Iterable[str], now: datetime | None = None
 ) -> tuple[dict[str, Any], list[Problem]]:
@@ -34,18 +52,7 @@ def strategy_status(
     if strategy is not None:
         problems = validate_strategy(strategy)
     valid, warnings = _verdict(problems, "ParametersValid")
-    current = body.get("status") or {}
-    status: dict[str, Any] = {
-        "conditions": merge_conditions(
-            current.get("conditions", []),
-            [_with_type(valid, "Valid")],
-            generation=body.get("metadata", {}).get("generation"),
-            now=now or datetime.now(UTC),
-        ),
-        "usedBy": sorted(set(used_by))[:256],
-        "observedGeneration": body.get("metadata", {}).get("generation"),
-    }
-    return status, warnings
+    return _status(body, used_by, [_with_type(valid, "Valid")], now), warnings
 
 
 def account_status(
@@ -69,15 +76,5 @@ def account_status(
                 "CredentialsReady", "Unknown", "VaultNotChecked",
                 f"vault path {creds.vault.path} is not verified by this operator version",
             )  # fmt: skip
-    current = body.get("status") or {}
-    status: dict[str, Any] = {
-        "conditions": merge_conditions(
-            current.get("conditions", []),
-            [_with_type(ready, "Ready"), credentials],
-            generation=body.get("metadata", {}).get("generation"),
-            now=now or datetime.now(UTC),
-        ),
-        "usedBy": sorted(set(used_by))[:256],
-        "observedGeneration": body.get("metadata", {}).get("generation"),
-    }
-    return status, warnings
+    updates = [_with_type(ready, "Ready"), credentials]
+    return _status(body, used_by, updates, now), warnings

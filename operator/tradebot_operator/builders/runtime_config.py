@@ -40,9 +40,12 @@ def credential_files(keys: CredentialKeys) -> dict[str, str]:
 def credentials_config(
     bot: TradingBot, account: ExchangeAccount, settings: OperatorSettings
 ) -> CredentialsConfig:
-    """Where this pod reads exchange keys. A paper bot gets none: it never signs a request."""
+    """Where this pod reads exchange keys. A paper bot gets the account's credentials like a
+    live one when the account declares them (it trades against the account's endpoint, e.g.
+    a simulator or testnet); without credentials it gets none and the runtime fills its
+    orders with the in-process paper broker against public market data."""
     credentials = account.spec.credentials
-    if bot.spec.mode == "paper" or credentials is None:
+    if credentials is None:
         return CredentialsConfig(source="none")
     if credentials.secret_ref is not None:
         return CredentialsConfig(source="file", file=FileCredentials(directory=CREDENTIALS_DIR))
