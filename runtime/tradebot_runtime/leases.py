@@ -134,6 +134,7 @@ class LeaseManager:
         self.live_pods = 1
         self._stopping = False
         self._lock = asyncio.Lock()
+        self._next_expiry: datetime | None = None
 
     # -- queries ------------------------------------------------------------------------
 
@@ -165,7 +166,13 @@ class LeaseManager:
             except Exception:
                 log.exception("lease round failed")
             elapsed = self.clock() - started
-            await asyncio.sleep(max(0.05, self.renew_interval_s - elapsed))
+            wait = self.renew_interval_s - elapsed
+            if self._next_expiry is not None:
+                # wake right after a foreign Lease expires: a standby takes over in about
+                # the lease duration instead of duration + one renew interval
+                until = (self._next_expiry - _now()).total_seconds() + 0.05
+                wait = min(wait, until)
+            await asyncio.sleep(max(0.05, wait))
 
     async def step(self) -> None:
         """One round: renew held Leases, count live pods, acquire up to the fair share,
@@ -184,6 +191,14 @@ class LeaseManager:
             await self._count_live(views)
             share = self.fair_share()
             now = _now()
+            self._next_expiry = min(
+                (
+                    v.renew_time + timedelta(seconds=v.duration_s)
+                    for shard, (_, v) in views.items()
+                    if shard not in self.held and not v.expired(now) and v.renew_time
+                ),
+                default=None,
+            )
             for shard, (lease, view) in sorted(views.items()):
                 if len(self.held) >= share:
                     break

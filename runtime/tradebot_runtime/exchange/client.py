@@ -113,6 +113,7 @@ class ExchangeClient:
         self.backoff_s = backoff_s
         self.tick_size_mode = getattr(exchange, "precisionMode", None) == ccxt.TICK_SIZE
         self._cid_by_order_id: dict[str, str] = {}
+        self._foreign_order_ids: set[str] = set()
 
     async def close(self) -> None:
         await self.exchange.close()
@@ -269,10 +270,25 @@ class ExchangeClient:
             cid = trade.get("clientOrderId") or (trade.get("info") or {}).get("clientOrderId")
             order_id = trade.get("order")
             if cid is None and order_id is not None:
-                cid = self._cid_by_order_id.get(str(order_id))
+                cid = await self._cid_of_order(symbol, str(order_id))
             if cid is not None and self.ids.owns(cid):
                 out.append(fill_from_trade(trade, cid))
         return out
+
+    async def _cid_of_order(self, symbol: str, order_id: str) -> str | None:
+        """The client id of an exchange order: from memory, else one lookup by order id
+        (a fill of an order the previous leader placed must never be lost)."""
+        if order_id in self._cid_by_order_id:
+            return self._cid_by_order_id[order_id]
+        if order_id in self._foreign_order_ids:
+            return None
+        order = await self.read("fetch_order", lambda: self.exchange.fetch_order(order_id, symbol))
+        cid = order.get("clientOrderId")
+        if cid is not None and self.ids.owns(cid):
+            self._cid_by_order_id[order_id] = str(cid)
+            return str(cid)
+        self._foreign_order_ids.add(order_id)
+        return None
 
     def remember(self, exchange_order_id: str | None, client_order_id: str) -> None:
         """Map an exchange order id to our client id (Binance trades carry only the

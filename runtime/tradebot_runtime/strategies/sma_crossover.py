@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from tradebot_operator.api.strategies import SmaCrossoverParams
 from tradebot_runtime.domain import Action, Bar, OrderIntent, OrderType, Side
@@ -20,6 +21,8 @@ from tradebot_runtime.strategies.indicators import SimpleMovingAverage
 
 TAG_ENTRY = "sma:entry"
 TAG_EXIT = "sma:exit"
+DUST_FRACTION = Decimal("0.1")
+"""A long position worth less than this fraction of orderSize counts as flat."""
 
 
 @dataclass(slots=True)
@@ -67,10 +70,13 @@ class SmaCrossover(BaseStrategy):
     def on_bar(self, bar: Bar, ctx: StrategyContext) -> list[Action]:
         cross = self._cross(bar)
         position = ctx.position.amount
-        if cross is Side.BUY and position <= 0 and not ctx.orders_tagged(TAG_ENTRY):
+        # dust (e.g. a base-currency fee residue below the lot step) is not a position:
+        # it can neither be sold nor may it block the next entry
+        long = position * bar.close >= self.parameters.order_size * DUST_FRACTION
+        if cross is Side.BUY and not long and not ctx.orders_tagged(TAG_ENTRY):
             amount = self.parameters.order_size / bar.close
             return [OrderIntent(bar.symbol, Side.BUY, OrderType.MARKET, amount, tag=TAG_ENTRY)]
-        if cross is Side.SELL and position > 0 and not ctx.orders_tagged(TAG_EXIT):
+        if cross is Side.SELL and long and not ctx.orders_tagged(TAG_EXIT):
             return [
                 OrderIntent(
                     bar.symbol,

@@ -1,0 +1,728 @@
+"""The runtime process: identity from env, config from the mounted file, live config from
+the ConfigMap watch, Leases per shard, one ShardEngine per held shard, market data,
+heartbeats, delete requests, probes and metrics, graceful shutdown.
+
+Order safety (see engine.py for the pipeline): every engine's ``is_leader`` is the
+LeaseManager's time-based check AND "this process is not stopping", so SIGTERM or a lost
+Lease stops new orders at once; a delete request or ``Halted`` stops them at the next
+call (the ConfigMap watch applies it within the watch latency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final
+
+import ccxt.async_support as ccxt_async
+import ccxt.pro as ccxt_pro
+from aiohttp import web
+from kubernetes_asyncio import client as k8s
+from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio import watch as k8s_watch
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tradebot_operator.api import runtime_config as rc
+from tradebot_operator.api.heartbeat import encode_heartbeat, now_utc
+from tradebot_operator.api.runtime_config import DeleteRequest, RuntimeConfig
+from tradebot_operator.api.types import TradingState
+from tradebot_runtime import metrics
+from tradebot_runtime.breaker import BreakerState
+from tradebot_runtime.credentials import load_credentials
+from tradebot_runtime.domain import Bar, OrderIntent, OrderType, Side
+from tradebot_runtime.engine import ShardEngine
+from tradebot_runtime.exchange.client import ExchangeClient
+from tradebot_runtime.exchange.endpoint import endpoint_overrides
+from tradebot_runtime.exchange.paper import DEFAULT_FEE_RATE, PaperBroker
+from tradebot_runtime.journal import Fence, Journal, StaleEpochError
+from tradebot_runtime.leases import LeaseManager
+from tradebot_runtime.marketdata import FeedSettings, MarketFeed
+from tradebot_runtime.order_ids import ClientOrderIds
+from tradebot_runtime.positions import PnlTracker
+from tradebot_runtime.presence import RedisPresence, presence_key
+from tradebot_runtime.risk import RiskEngine, RiskLimits
+from tradebot_runtime.status import ShardView, build_heartbeat, diff_config
+from tradebot_runtime.strategies import create_strategy
+from tradebot_runtime.strategies.base import Strategy
+
+log = logging.getLogger("tradebot.app")
+
+ENV_JOURNAL_DSN: Final = "TRADEBOT_JOURNAL_DSN"
+ENV_REDIS_URL: Final = "TRADEBOT_REDIS_URL"
+ENV_PAPER_FEE_RATE: Final = "TRADEBOT_PAPER_FEE_RATE"
+ENV_POLL_INTERVAL: Final = "TRADEBOT_POLL_INTERVAL_SECONDS"
+ENV_WEBSOCKET: Final = "TRADEBOT_MARKET_DATA_WEBSOCKET"
+FLATTEN_TAG: Final = "flatten"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who this process is (env from the Deployment's downward API; never a secret)."""
+
+    namespace: str
+    pod: str
+    bot: str
+    account: str
+    configmap: str
+    config_path: str
+    leases: list[str]
+    metrics_port: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Identity:
+        e = os.environ if env is None else env
+        missing = [
+            k
+            for k in (rc.ENV_NAMESPACE, rc.ENV_POD_NAME, rc.ENV_BOT, rc.ENV_ACCOUNT)
+            if not e.get(k)
+        ]
+        if missing:
+            raise SystemExit(f"missing environment: {', '.join(missing)}")
+        return cls(
+            namespace=e[rc.ENV_NAMESPACE],
+            pod=e[rc.ENV_POD_NAME],
+            bot=e[rc.ENV_BOT],
+            account=e[rc.ENV_ACCOUNT],
+            configmap=e.get(rc.ENV_CONFIGMAP, ""),
+            config_path=e.get(rc.ENV_CONFIG_PATH) or rc.CONFIG_PATH,
+            leases=[n for n in e.get(rc.ENV_LEASES, "").split(",") if n],
+            metrics_port=int(e.get(rc.ENV_METRICS_PORT) or 9090),
+        )
+
+
+@dataclass
+class ShardSlot:
+    index: int
+    lease: str
+    symbols: list[str]
+    strategy: Strategy
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    engine: ShardEngine | None = None
+    epoch: int | None = None
+    starting: asyncio.Task[None] | None = None
+    ack: str | None = None
+    error: str | None = None
+
+
+async def kube_api_client() -> k8s.ApiClient:
+    """KUBECONFIG when set (pod runner, out-of-cluster), else in-cluster config."""
+    cfg = k8s.Configuration()
+    if os.environ.get("KUBECONFIG"):
+        await k8s_config.load_kube_config(
+            config_file=os.environ["KUBECONFIG"], client_configuration=cfg
+        )
+    else:
+        k8s_config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    return k8s.ApiClient(configuration=cfg)
+
+
+def ccxt_config(config: RuntimeConfig, credentials: Mapping[str, str]) -> dict[str, Any]:
+    conf: dict[str, Any] = {"enableRateLimit": True, "timeout": 10_000}
+    if config.endpoint:
+        conf.update(endpoint_overrides(config.exchange, config.endpoint))
+    if config.market_type != "spot":
+        options = dict(conf.get("options") or {})
+        options["defaultType"] = config.market_type
+        conf["options"] = options
+    conf.update(credentials)
+    return conf
+
+
+def _make_exchange(module: Any, config: RuntimeConfig, credentials: Mapping[str, str]) -> Any:
+    cls = getattr(module, config.exchange, None)
+    if cls is None:
+        raise SystemExit(f"ccxt has no exchange {config.exchange!r}")
+    exchange = cls(ccxt_config(config, credentials))
+    if config.account_mode == "sandbox" and not config.endpoint:
+        exchange.set_sandbox_mode(True)
+    return exchange
+
+
+class RuntimeApp:
+    def __init__(self, identity: Identity, config: RuntimeConfig) -> None:
+        self.identity = identity
+        self.config = config
+        self.running_version = config.config_version
+        self.bot_id = f"{config.namespace}/{config.bot}"
+        self.stopping = False
+        self.started = False
+        self.failed: str | None = None
+        self.delete_request: DeleteRequest | None = None
+        self.pending_rollout: frozenset[str] = frozenset()
+        self.stop_event = asyncio.Event()
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.background: set[asyncio.Future[Any]] = set()
+        self.slots: dict[int, ShardSlot] = {}
+        self.slot_by_symbol: dict[str, ShardSlot] = {}
+        self.api: k8s.ApiClient | None = None
+        self.journal: Journal | None = None
+        self.redis: Any = None
+        self.client: ExchangeClient | None = None
+        self.ws: Any = None
+        self.feed: MarketFeed | None = None
+        self.leases: LeaseManager | None = None
+        self.http: web.AppRunner | None = None
+        self.poll_interval_s = float(os.environ.get(ENV_POLL_INTERVAL) or 1.0)
+
+    # -- state helpers ------------------------------------------------------------------
+
+    @property
+    def trading_state(self) -> TradingState:
+        return self.config.trading_state
+
+    def _risk_state(self) -> TradingState:
+        return "Halted" if self.delete_request is not None else self.trading_state
+
+    def is_leader(self, shard: int) -> bool:
+        return not self.stopping and self.leases is not None and self.leases.is_leader(shard)
+
+    def ready(self) -> bool:
+        if not self.started or self.stopping or self.failed is not None:
+            return False
+        assert self.leases is not None
+        for shard in self.leases.held:
+            slot = self.slots[shard]
+            if slot.engine is None or not slot.engine.reconciled:
+                return False
+        return True  # every held shard reconciled, or a healthy standby
+
+    # -- setup --------------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        config = self.config
+        for shard in config.shards:
+            strategy = create_strategy(config.strategy, shard.symbols)
+            slot = ShardSlot(shard.index, shard.lease_name, list(shard.symbols), strategy)
+            self.slots[shard.index] = slot
+            for symbol in shard.symbols:
+                self.slot_by_symbol[symbol] = slot
+        await self._start_http()
+        self.api = await kube_api_client()
+        dsn = config.journal_dsn or os.environ.get(ENV_JOURNAL_DSN)
+        if not dsn:
+            raise SystemExit("no journal DSN: set journalDsn in the operator settings")
+        self.journal = await _retry("journal", lambda: Journal.connect(dsn))
+        redis_url = config.redis_url or os.environ.get(ENV_REDIS_URL)
+        if redis_url:
+            import redis.asyncio as redis
+
+            self.redis = redis.Redis.from_url(redis_url, socket_timeout=1.0)
+        credentials = await load_credentials(config.credentials)
+        ids = ClientOrderIds(config.exchange, self.bot_id, config.account)
+        exchange = _make_exchange(ccxt_async, config, credentials)
+        if config.mode == "paper" and not credentials:
+            fee = Decimal(os.environ.get(ENV_PAPER_FEE_RATE) or DEFAULT_FEE_RATE)
+            self.client = PaperBroker(exchange, ids, fee_rate=fee)
+            log.info("paper broker: orders are filled in process", extra={"fee_rate": str(fee)})
+        else:
+            self.client = ExchangeClient(exchange, ids)
+        del credentials
+        if self.redis is not None:
+            from tradebot_runtime.ratelimit import SharedRateLimiter, budget_params, install
+
+            limiter = SharedRateLimiter(
+                self.redis,
+                config.rate_limit.budget_key,
+                budget_params(exchange, config.rate_limit.requests_per_minute),
+                pods=lambda: self.leases.live_pods if self.leases else 1,
+            )
+            install(exchange, limiter)
+        client = self.client
+        await _retry("load_markets", client.load_markets)
+        if os.environ.get(ENV_WEBSOCKET, "1") != "0":
+            try:
+                self.ws = _make_exchange(ccxt_pro, config, {})
+                self.ws.enableRateLimit = False
+                self.ws.set_markets(exchange.markets, exchange.currencies)
+            except Exception as exc:
+                log.warning("no websocket market data: %s", exc)
+                self.ws = None
+        self.feed = MarketFeed(
+            client,
+            config.symbols,
+            config.strategy.timeframe,
+            self.on_bar,
+            ws=self.ws,
+            on_price=self.on_price,
+            settings=FeedSettings(poll_interval_s=min(1.0, self.poll_interval_s)),
+        )
+        await self.feed.load_history()
+        presence = None
+        if self.redis is not None:
+            key = presence_key(config.namespace, config.bot, config.account)
+            presence = RedisPresence(
+                self.redis, key, self.identity.pod, ttl_s=config.lease_duration_seconds * 2
+            )
+        lease_names = self.identity.leases or [s.lease_name for s in config.shards]
+        self.leases = LeaseManager(
+            self.api,
+            self.identity.namespace,
+            lease_names,
+            self.identity.pod,
+            duration_s=float(config.lease_duration_seconds),
+            heartbeat=self.heartbeat,
+            on_acquired=self.on_acquired,
+            before_release=self.before_release,
+            on_lost=self.on_lost,
+            presence=presence,
+        )
+        self.apply_config(config, initial=True)
+        self.started = True
+
+    async def _start_http(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        self.http = web.AppRunner(app, access_log=None)
+        await self.http.setup()
+        site = web.TCPSite(self.http, "0.0.0.0", self.identity.metrics_port)
+        await site.start()
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        if self.feed is not None:
+            self.feed.stale_symbols()
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        if self.failed is not None:
+            return web.Response(status=500, text=self.failed)
+        return web.Response(text="ok")
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        return web.Response(text="ready") if self.ready() else web.Response(status=503)
+
+    # -- run ----------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        try:
+            setup = asyncio.create_task(self.setup())
+            stop = asyncio.create_task(self.stop_event.wait())
+            await asyncio.wait({setup, stop}, return_when=asyncio.FIRST_COMPLETED)
+            if not setup.done():
+                setup.cancel()
+                with contextlib.suppress(BaseException):
+                    await setup
+                return 0
+            setup.result()
+            assert self.leases is not None and self.feed is not None
+            self.tasks = [
+                asyncio.create_task(self._guard("leases", self.leases.run())),
+                asyncio.create_task(self._guard("marketdata", self.feed.run())),
+                asyncio.create_task(self._guard("poll", self.poll_loop())),
+                asyncio.create_task(self._guard("config", self.watch_config())),
+            ]
+            log.info("runtime started", extra={"pod": self.identity.pod, "shards": len(self.slots)})
+            await self.stop_event.wait()
+            return 0 if self.failed is None else 1
+        finally:
+            await self.shutdown()
+
+    async def _guard(self, name: str, coro: Any) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("task failed", extra={"task": name})
+            self.failed = f"{name}: {type(exc).__name__}"
+            self.stop_event.set()
+
+    def request_stop(self) -> None:
+        if not self.stopping:
+            log.info("stop requested: no new orders, releasing leases")
+        self.stopping = True  # is_leader() is False from now on: no new orders
+        for slot in self.slots.values():
+            if slot.engine is not None:
+                slot.engine.stopped = True
+        self.stop_event.set()
+
+    async def shutdown(self) -> None:
+        self.request_stop()
+        if self.leases is not None:
+            try:
+                await asyncio.wait_for(self.leases.stop(), 5)
+            except Exception as exc:
+                log.warning("lease release failed: %s", exc)
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for slot in self.slots.values():
+            if slot.starting is not None:
+                slot.starting.cancel()
+            metrics.LEADER.labels(str(slot.index)).set(0)
+        for closer in (
+            self.client.close if self.client else None,
+            self.ws.close if self.ws else None,
+            self.journal.close if self.journal else None,
+            self.redis.aclose if self.redis else None,
+            self.api.close if self.api else None,
+            self.http.cleanup if self.http else None,
+        ):
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(closer(), 5)
+        log.info("runtime stopped")
+
+    # -- leases -------------------------------------------------------------------------
+
+    async def on_acquired(self, shard: int, epoch: int) -> None:
+        slot = self.slots[shard]
+        slot.epoch, slot.engine, slot.error, slot.ack = epoch, None, None, None
+        slot.starting = asyncio.create_task(self._start_engine(slot, epoch))
+
+    async def _start_engine(self, slot: ShardSlot, epoch: int) -> None:
+        assert self.journal is not None and self.client is not None
+        config = self.config
+        engine = ShardEngine(
+            journal=self.journal,
+            client=self.client,
+            strategy=slot.strategy,
+            risk=RiskEngine(RiskLimits.from_config(config.risk), self._risk_state()),
+            fence=Fence(self.bot_id, config.account, slot.index, epoch),
+            symbols=slot.symbols,
+            is_leader=lambda: self.is_leader(slot.index),
+            pnl=PnlTracker(config.allocation.amount),
+        )
+        try:
+            async with slot.lock:
+                if isinstance(self.client, PaperBroker):
+                    records = await self.journal.load_orders(
+                        self.bot_id, config.account, slot.index
+                    )
+                    self.client.adopt(records)
+                await engine.start(self.identity.pod)
+                if isinstance(self.client, PaperBroker):
+                    for symbol in slot.symbols:
+                        last = self.client.prices.get(symbol)
+                        if last is not None:
+                            engine.last_price[symbol] = last
+                if slot.epoch != epoch or not self.is_leader(slot.index):
+                    engine.stopped = True
+                    return
+                slot.engine = engine
+            metrics.LEADER.labels(str(slot.index)).set(1)
+            log.info(
+                "shard trading",
+                extra={"shard": slot.index, "epoch": epoch, "orders": len(engine.orders)},
+            )
+            if self.delete_request is not None:
+                await self._delete_action(slot, self.delete_request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            slot.error = f"start failed: {type(exc).__name__}: {exc}"[:150]
+            log.exception("shard start failed", extra={"shard": slot.index, "epoch": epoch})
+            if self.leases is not None and not self.stopping:
+                # give the shard to someone else rather than hold it without trading
+                self._spawn(self._release_failed(slot.index, epoch, delay=1.0))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _release_failed(self, shard: int, epoch: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        slot = self.slots[shard]
+        if self.leases is not None and slot.epoch == epoch and slot.engine is None:
+            await self.leases.release(shard)
+
+    async def _stop_slot(self, shard: int, epoch: int) -> None:
+        slot = self.slots[shard]
+        if slot.starting is not None and not slot.starting.done():
+            slot.starting.cancel()
+        async with slot.lock:
+            if slot.engine is not None:
+                slot.engine.stopped = True
+            slot.engine = None
+            slot.epoch = None
+        metrics.LEADER.labels(str(shard)).set(0)
+
+    async def before_release(self, shard: int, epoch: int) -> None:
+        await self._stop_slot(shard, epoch)
+
+    async def on_lost(self, shard: int, epoch: int) -> None:
+        await self._stop_slot(shard, epoch)
+
+    # -- heartbeat ----------------------------------------------------------------------
+
+    def shard_view(self, slot: ShardSlot) -> ShardView | None:
+        engine = slot.engine
+        if engine is None:
+            if slot.error is None:
+                return None
+            return ShardView(
+                shard=slot.index, epoch=slot.epoch or 0, reconciled=False, stopped=False,
+                open_orders=0, position_notional=Decimal(0), realized_pnl=Decimal(0),
+                unrealized_pnl=Decimal(0), mismatches=0, error=slot.error,
+            )  # fmt: skip
+        marks = engine.last_price
+        breaker = None
+        if engine.client.breaker.state is not BreakerState.CLOSED:
+            breaker = "exchange"
+        return ShardView(
+            shard=slot.index,
+            epoch=engine.fence.epoch,
+            reconciled=engine.reconciled,
+            stopped=engine.stopped,
+            open_orders=len(engine.orders),
+            position_notional=engine.book.position_notional(marks),
+            realized_pnl=engine.book.realized_pnl(),
+            unrealized_pnl=engine.book.unrealized_pnl(marks),
+            mismatches=engine.stats.mismatches,
+            breaker=breaker,
+        )
+
+    def messages(self, slot: ShardSlot) -> list[str]:
+        out: list[str] = []
+        if self.feed is not None:
+            stale = [s for s in self.feed.stale_symbols() if s in slot.symbols]
+            if stale:
+                out.append("market data stale: " + ",".join(stale))
+        if self.pending_rollout:
+            out.append("waiting for rollout: " + ",".join(sorted(self.pending_rollout)))
+        return out
+
+    def heartbeat(self, shard: int, epoch: int) -> str | None:
+        slot = self.slots.get(shard)
+        if slot is None:
+            return None
+        try:
+            hb = build_heartbeat(
+                pod=self.identity.pod,
+                shard=shard,
+                epoch=epoch,
+                now=now_utc(),
+                view=self.shard_view(slot),
+                trading_state=self.trading_state,
+                config_version=self.running_version,
+                draining=self.stopping,
+                deleting=self.delete_request is not None,
+                ack_delete_request=slot.ack,
+                messages=self.messages(slot),
+            )
+            return encode_heartbeat(hb)
+        except Exception:
+            log.exception("heartbeat build failed", extra={"shard": shard})
+            return None
+
+    # -- market data --------------------------------------------------------------------
+
+    def on_price(self, symbol: str, price: Decimal) -> None:
+        if isinstance(self.client, PaperBroker):
+            self.client.on_price(symbol, price)
+        slot = self.slot_by_symbol.get(symbol)
+        if slot is not None and slot.engine is not None:
+            slot.engine.last_price[symbol] = price
+
+    async def on_bar(self, bar: Bar, live: bool) -> None:
+        slot = self.slot_by_symbol.get(bar.symbol)
+        if slot is None:
+            return
+        async with slot.lock:
+            engine = slot.engine
+            tradeable = (
+                live
+                and engine is not None
+                and self.is_leader(slot.index)
+                and self.delete_request is None
+                and self.feed is not None
+                and not self.feed.stale(bar.symbol)
+            )
+            if not tradeable or engine is None:
+                slot.strategy.warmup([bar])
+                if engine is not None:
+                    engine.last_price[bar.symbol] = bar.close
+                return
+            try:
+                await engine.on_bar(bar)
+            except StaleEpochError:
+                log.error("fenced: a newer epoch owns the shard", extra={"shard": slot.index})
+            except Exception:
+                log.exception("bar handling failed", extra={"shard": slot.index})
+
+    # -- order polling ------------------------------------------------------------------
+
+    async def poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            for slot in self.slots.values():
+                engine = slot.engine
+                if engine is None or engine.stopped or not self.is_leader(slot.index):
+                    continue
+                try:
+                    async with slot.lock:
+                        if engine.orders:
+                            await engine.resolve_unknown()
+                        await engine.poll_orders()
+                except StaleEpochError:
+                    engine.stopped = True
+                except Exception as exc:
+                    log.warning("order poll failed", extra={"shard": slot.index, "error": str(exc)})
+                if self.delete_request is not None and slot.ack != self.delete_request.id:
+                    await self._delete_action(slot, self.delete_request)
+
+    # -- config -------------------------------------------------------------------------
+
+    def apply_config(self, new: RuntimeConfig, *, initial: bool = False) -> None:
+        """Apply the live fields of ``new``; roll-relevant changes wait for the rollout."""
+        diff = diff_config(self.config, new)
+        if not initial and diff.empty:
+            return
+        if diff.rolled:
+            self.pending_rollout = diff.rolled
+            log.info("config change needs a rollout", extra={"fields": sorted(diff.rolled)})
+        else:
+            self.pending_rollout = frozenset()
+        # keep the roll-relevant fields this process runs with; take the live ones
+        live = {name: getattr(new, name) for name in rc.LIVE_FIELDS if name != "config_version"}
+        self.config = self.config.model_copy(update=live)
+        limits = RiskLimits.from_config(self.config.risk)
+        request = self.config.delete_request
+        if request is None and self.delete_request is not None:
+            log.info("delete request withdrawn")
+        self.delete_request = request
+        for slot in self.slots.values():
+            if slot.engine is not None:
+                slot.engine.risk.update_limits(limits)
+                slot.engine.set_trading_state(self._risk_state())
+        if diff.live:
+            log.info(
+                "config applied",
+                extra={"fields": sorted(diff.live), "tradingState": self.trading_state},
+            )
+        if request is not None and not initial:
+            for slot in self.slots.values():
+                if slot.engine is not None and slot.ack != request.id:
+                    self._spawn(self._delete_action(slot, request))
+
+    async def watch_config(self) -> None:
+        assert self.api is not None
+        core = k8s.CoreV1Api(self.api)
+        name = self.identity.configmap
+        if not name:
+            log.warning("no ConfigMap name in the environment: live config changes disabled")
+            return
+        selector = f"metadata.name={name}"
+        delay = 0.5
+        while True:
+            try:
+                listed = await core.list_namespaced_config_map(
+                    self.identity.namespace, field_selector=selector
+                )
+                for item in listed.items:
+                    self._config_event(item)
+                version = listed.metadata.resource_version
+                watcher = k8s_watch.Watch()
+                async with watcher.stream(
+                    core.list_namespaced_config_map,
+                    self.identity.namespace,
+                    field_selector=selector,
+                    resource_version=version,
+                    timeout_seconds=300,
+                ) as stream:
+                    async for event in stream:
+                        if event["type"] in ("ADDED", "MODIFIED"):
+                            self._config_event(event["object"])
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("config watch failed: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _config_event(self, obj: Any) -> None:
+        data = obj.data or {}
+        text = data.get(rc.CONFIG_KEY)
+        if text is None:
+            return
+        try:
+            new = RuntimeConfig.loads(text)
+        except Exception as exc:
+            log.error("ConfigMap payload invalid: %s", exc)
+            return
+        self.apply_config(new)
+
+    # -- delete requests ----------------------------------------------------------------
+
+    async def _delete_action(self, slot: ShardSlot, request: DeleteRequest) -> None:
+        engine = slot.engine
+        if engine is None or slot.ack == request.id or not self.is_leader(slot.index):
+            return
+        async with slot.lock:
+            if slot.engine is not engine or slot.ack == request.id:
+                return
+            try:
+                done = await self._do_delete_action(engine, request)
+            except Exception:
+                log.exception("delete action failed", extra={"shard": slot.index})
+                return
+            if done:
+                slot.ack = request.id
+                log.info(
+                    "delete request done",
+                    extra={"shard": slot.index, "id": request.id, "action": request.action},
+                )
+
+    async def _do_delete_action(self, engine: ShardEngine, request: DeleteRequest) -> bool:
+        engine.set_trading_state("Halted")
+        if request.action == "leave":
+            return True
+        remaining = await engine.cancel_all()
+        if remaining:
+            return False
+        if request.action == "cancelOrders":
+            return True
+        await engine.sync_fills()
+        engine.set_trading_state("ReduceOnly")
+        try:
+            for symbol in engine.symbols:
+                amount = engine.book.position(symbol).amount
+                if amount == 0:
+                    continue
+                side = Side.SELL if amount > 0 else Side.BUY
+                await engine.submit(
+                    OrderIntent(
+                        symbol, side, OrderType.MARKET, abs(amount), reduce_only=True,
+                        tag=FLATTEN_TAG,
+                    )
+                )  # fmt: skip
+            await engine.resolve_unknown()
+            await engine.sync_fills()
+        finally:
+            engine.set_trading_state("Halted")
+        return all(engine.book.position(s).is_flat for s in engine.symbols) and not engine.orders
+
+
+async def _retry(what: str, call: Any, attempts: int = 30) -> Any:
+    delay = 0.5
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except Exception as exc:
+            if attempt == attempts - 1:
+                raise
+            log.warning("%s failed, retrying: %s", what, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    raise AssertionError("unreachable")
+
+
+async def main() -> int:
+    identity = Identity.from_env()
+    config = RuntimeConfig.load(identity.config_path)
+    app = RuntimeApp(identity, config)
+    return await app.run()

@@ -1,0 +1,292 @@
+"""Real runtime processes end to end (without the pod runner): the real operator renders
+Leases and the ConfigMap for a bot on a simulator account; two `python -m tradebot_runtime`
+processes with the Deployment's env trade through the simulator. Checks: orders reach
+the simulator, the heartbeat turns the bot Running, kill -9 of the leader -> the standby
+trades again (gap measured), no duplicates, journal fills == simulator fills, Halted
+through the bot spec stops new orders, deleting the bot leaves no open orders, SIGTERM
+exits 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from fixtures.cluster import Cluster
+from fixtures.objects import account, apply, bot, eventually, get, strategy
+from fixtures.operator import OperatorProcess
+from fixtures.procs import free_port, stop, wait_until
+from fixtures.servers import Postgres, Redis
+from tradebot_operator.api.heartbeat import heartbeat_from_annotations
+from tradebot_operator.api.runtime_config import CONFIG_KEY, CREDENTIALS_DIR, RuntimeConfig
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+API_KEY = "E2EruntimeKey0001"
+SECRET = "E2EruntimeSecret0001"  # simulator keys (test data), mounted as files, never env
+SIM_ACCOUNT = "e2e"
+SYMBOL = "BTC/USDT"
+
+
+def _http(url: str, method: str = "GET", body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture
+def sim_url(tmp_path: Path) -> Iterator[str]:
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps([{
+        "name": SIM_ACCOUNT, "api_key": API_KEY, "secret": SECRET,
+        "balances": {"USDT": "100000", "BTC": "0"},
+    }]))  # fmt: skip
+    port = free_port()
+    log = tmp_path / "sim.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "exchange_sim", "--port", str(port), "--accounts",
+             str(accounts), "--tick-interval", "0.1", "--step-seconds", "30",
+             "--stream-interval-ms", "200", "--history-minutes", "30"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _http(url + "/api/v3/ping") == {}, 30, "simulator", log)
+        yield url
+    finally:
+        stop(proc)
+
+
+def ledger(url: str) -> dict[str, Any]:
+    result: dict[str, Any] = _http(f"{url}/admin/ledger/{SIM_ACCOUNT}")
+    return result
+
+
+class Runtime:
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tradebot_runtime"],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+
+def _lease(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    obj = get(cluster, ns, "lease", name)
+    assert obj is not None
+    return obj
+
+
+def _sell_fills_signed(rows: list[asyncpg.Record]) -> Decimal:
+    return sum((r["amount"] if r["side"] == "buy" else -r["amount"] for r in rows), Decimal(0))
+
+
+async def _journal_fills(dsn: str, bot_id: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch("SELECT * FROM fills WHERE bot = $1", bot_id))
+    finally:
+        await conn.close()
+
+
+def test_runtime_processes_trade_fail_over_halt_and_delete(
+    crds_installed: Cluster,
+    operator_process: OperatorProcess,
+    postgres: Postgres,
+    redis_server: Redis,
+    sim_url: str,
+    tmp_path: Path,
+) -> None:
+    cluster = crds_installed
+    ns = cluster.namespace("rt")
+    cluster.kubectl("create", "secret", "generic", "sim-keys", "-n", ns,
+                    f"--from-literal=key={API_KEY}", f"--from-literal=secret={SECRET}")  # fmt: skip
+    apply(
+        cluster, ns,
+        account("sim", endpoint=sim_url, credentials={
+            "secretRef": {"name": "sim-keys", "keys": {"apiKey": "key", "secret": "secret"}}}),
+        strategy("fast", fastPeriod=1, slowPeriod=2, orderSize="20") | {
+            "spec": {"type": "sma-crossover", "timeframe": "1s",
+                     "parameters": {"fastPeriod": 1, "slowPeriod": 2, "orderSize": "20"}}},
+        bot("rtbot", strategy_name="fast", onDelete="cancelOrders",
+            exchanges=[{"account": "sim", "symbols": [SYMBOL],
+                        "allocation": {"quote": "USDT", "amount": "1000"}}],
+            risk={"maxPositionNotional": "500", "maxOrderNotional": "50",
+                  "maxDailyLoss": "100", "maxOrdersPerMinute": 120}),
+    )  # fmt: skip
+
+    def configmap() -> dict[str, Any] | None:
+        out = cluster.kubectl("get", "configmaps", "-n", ns, "-o", "json")
+        for item in json.loads(out.stdout)["items"]:
+            if CONFIG_KEY in (item.get("data") or {}):
+                return dict(item)
+        return None
+
+    cm = eventually(configmap, 60, "runtime ConfigMap")
+    config = RuntimeConfig.loads(cm["data"][CONFIG_KEY])
+    assert config.credentials.source == "file" and config.mode == "paper"
+    leases = [s.lease_name for s in config.shards]
+    eventually(lambda: all(get(cluster, ns, "lease", n) for n in leases), 30, "leases")
+
+    # the files a pod would see: the ConfigMap volume and the Secret volume
+    root = tmp_path / "rootfs"
+    creds = root / CREDENTIALS_DIR.lstrip("/")
+    creds.mkdir(parents=True)
+    (creds / "apiKey").write_text(API_KEY)
+    (creds / "secret").write_text(SECRET)
+    config_file = tmp_path / CONFIG_KEY
+    config_file.write_text(cm["data"][CONFIG_KEY])
+
+    def env(pod: str) -> dict[str, str]:
+        return {
+            "PATH": os.environ.get("PATH", ""),
+            "KUBECONFIG": cluster.kubeconfig,
+            "PODRUNNER_ROOT": str(root),
+            "TRADEBOT_NAMESPACE": ns,
+            "TRADEBOT_POD_NAME": pod,
+            "TRADEBOT_POD_UID": pod,
+            "TRADEBOT_NODE_NAME": "local",
+            "TRADEBOT_BOT": "rtbot",
+            "TRADEBOT_ACCOUNT": "sim",
+            "TRADEBOT_CONFIGMAP": cm["metadata"]["name"],
+            "TRADEBOT_CONFIG_PATH": str(config_file),
+            "TRADEBOT_LEASES": ",".join(leases),
+            "TRADEBOT_METRICS_PORT": str(free_port()),
+            # the operator under test runs without journal/redis settings
+            "TRADEBOT_JOURNAL_DSN": postgres.dsn,
+            "TRADEBOT_REDIS_URL": redis_server.url,
+        }
+
+    runtimes = {p: Runtime(p, env(p), tmp_path / f"{p}.log") for p in ("rt-a", "rt-b")}
+    try:
+        _scenario(cluster, ns, sim_url, leases, runtimes, postgres, f"{ns}/rtbot")
+    finally:
+        for rt in runtimes.values():
+            if rt.proc.poll() is None:
+                rt.proc.send_signal(signal.SIGTERM)
+        for rt in runtimes.values():
+            try:
+                rt.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                rt.proc.kill()
+                rt.proc.wait()
+        print({rt.name: rt.proc.returncode for rt in runtimes.values()})
+
+
+def _scenario(
+    cluster: Cluster,
+    ns: str,
+    sim_url: str,
+    leases: list[str],
+    runtimes: dict[str, Runtime],
+    postgres: Postgres,
+    bot_id: str,
+) -> None:
+    def holder() -> str | None:
+        spec = _lease(cluster, ns, leases[0]).get("spec") or {}
+        value = spec.get("holderIdentity")
+        return str(value) if value else None
+
+    def alive() -> bool:
+        for rt in runtimes.values():
+            if rt.proc.poll() is not None and rt.proc.returncode != -9:
+                pytest.fail(f"{rt.name} exited {rt.proc.returncode}:\n{rt.tail()}")
+        return True
+
+    # 1. orders reach the simulator
+    eventually(lambda: alive() and len(ledger(sim_url)["orders"]) >= 2, 60, "orders at sim")
+
+    # 2. the heartbeat turns the bot Running with leader/PnL/openOrders in status
+    def running() -> dict[str, Any] | None:
+        obj = get(cluster, ns, "tradingbot", "rtbot") or {}
+        status = obj.get("status") or {}
+        return status if status.get("phase") == "Running" else None
+
+    status = eventually(running, 30, "bot Running")
+    leader = holder()
+    assert leader in runtimes
+    text = json.dumps(status)
+    assert f'"leader": "{leader}"' in text
+    assert "realizedPnl" in text and "openOrders" in text
+
+    # 3. kill -9 the leader: the standby takes over and trades again
+    standby = next(n for n in runtimes if n != leader)
+    before = len(ledger(sim_url)["orders"])
+    killed_at = time.monotonic()
+    runtimes[leader].proc.send_signal(signal.SIGKILL)
+    takeover: float | None = None
+    traded: float | None = None
+    deadline = killed_at + 40
+    while time.monotonic() < deadline and traded is None:
+        alive()
+        if takeover is None and holder() == standby:
+            takeover = time.monotonic() - killed_at
+        if takeover is not None and len(ledger(sim_url)["orders"]) > before:
+            traded = time.monotonic() - killed_at
+        time.sleep(0.1)
+    print(f"failover: standby holds the lease after {takeover} s, first order after {traded} s")
+    assert takeover is not None, runtimes[standby].tail()
+    assert traded is not None, runtimes[standby].tail()
+    duration = 6
+    assert takeover <= duration + 1, f"takeover took {takeover:.2f}s"
+
+    # 4. no duplicates; the journal's fills match the simulator's
+    book = ledger(sim_url)
+    assert book["duplicates"] == []
+    time.sleep(2)  # let the leader's poll book the last fills
+
+    def fills_match() -> bool:
+        book = ledger(sim_url)
+        rows = asyncio.run(_journal_fills(postgres.dsn, bot_id))
+        sim_net = Decimal(book["positions"].get("BTCUSDT", {}).get("net_qty", "0"))
+        return len(rows) == len(book["trades"]) and _sell_fills_signed(rows) == sim_net
+
+    eventually(fills_match, 15, "journal fills == simulator fills")
+
+    # 5. Halted through the bot spec stops new orders
+    cluster.kubectl("patch", "tradingbot", "rtbot", "-n", ns, "--type=merge",
+                    "-p", json.dumps({"spec": {"tradingState": "Halted"}}))  # fmt: skip
+    halted_at = time.monotonic()
+
+    def halted() -> bool:
+        hb = heartbeat_from_annotations(
+            (_lease(cluster, ns, leases[0]).get("metadata") or {}).get("annotations")
+        )
+        return hb is not None and hb.state == "Halted"
+
+    eventually(halted, 15, "runtime Halted")
+    print(f"halt: heartbeat Halted after {time.monotonic() - halted_at:.2f} s")
+    count = len(ledger(sim_url)["orders"])
+    time.sleep(5)
+    assert len(ledger(sim_url)["orders"]) == count, "orders placed while Halted"
+
+    # 6. delete with onDelete cancelOrders: the runtime acknowledges, nothing stays open
+    cluster.kubectl("delete", "tradingbot", "rtbot", "-n", ns, "--timeout=60s")
+    summary = _http(f"{sim_url}/admin/ledger")
+    assert summary["accounts"][SIM_ACCOUNT]["open_orders"] == 0
+    assert ledger(sim_url)["duplicates"] == []
+
+    # 7. SIGTERM: the survivor exits 0
+    survivor = runtimes[standby]
+    survivor.proc.send_signal(signal.SIGTERM)
+    assert survivor.proc.wait(timeout=15) == 0, survivor.tail()
