@@ -66,7 +66,13 @@ class Remapper:
 
     def remap(self, value: str) -> str:
         for mount in self.mounts:
-            if value == mount or value.startswith(mount + "/"):
+            if value == mount:
+                return str(self.rootfs) + value
+            if value.startswith(mount + "/"):
+                # A file that exists on the host but not in the pod (the runner's own venv
+                # or checkout living under /tmp, say) is the host's: leave it alone.
+                if os.path.exists(value) and not os.path.exists(str(self.rootfs) + value):
+                    return value
                 return str(self.rootfs) + value
         return value
 
