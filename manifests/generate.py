@@ -10,11 +10,12 @@ with a diff when a committed file is stale (the tests run it).
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from tradebot_operator.crdgen.render import diff_files
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "tradebot"
@@ -85,19 +86,8 @@ def rendered(helm: str) -> dict[Path, str]:
 
 
 def diff(files: dict[Path, str]) -> str:
-    chunks: list[str] = []
-    for path, content in files.items():
-        current = path.read_text() if path.exists() else ""
-        if current != content:
-            chunks.extend(
-                difflib.unified_diff(
-                    current.splitlines(keepends=True),
-                    content.splitlines(keepends=True),
-                    fromfile=f"{path.relative_to(ROOT)} (committed)",
-                    tofile=f"{path.relative_to(ROOT)} (generated)",
-                )
-            )
-    return "".join(chunks)
+    # The same unified diff the CRD generator prints, one file at a time.
+    return "".join(diff_files(path.parent, {path.name: content}) for path, content in files.items())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,17 @@ from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from tradebot_operator.api.types import TradingState
-from tradebot_runtime.domain import Action, Bar, Fill, OpenOrder, Position, Trade
+from tradebot_runtime.domain import (
+    Action,
+    Bar,
+    Fill,
+    OpenOrder,
+    OrderIntent,
+    OrderType,
+    Position,
+    Side,
+    Trade,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +106,16 @@ class BaseStrategy:
 
     def on_fill(self, fill: Fill, ctx: StrategyContext) -> list[Action]:
         return []
+
+
+def market_entry(bar: Bar, quote_amount: Decimal, tag: str) -> list[Action]:
+    """Buy `quote_amount` worth of the symbol at market (long-only strategies)."""
+    amount = quote_amount / bar.close
+    return [OrderIntent(bar.symbol, Side.BUY, OrderType.MARKET, amount, tag=tag)]
+
+
+def market_exit(bar: Bar, position: Decimal, tag: str) -> list[Action]:
+    """Sell the whole long position at market; reduce-only so it can never flip to short."""
+    return [
+        OrderIntent(bar.symbol, Side.SELL, OrderType.MARKET, position, reduce_only=True, tag=tag)
+    ]

@@ -12,8 +12,13 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 from tradebot_operator.api.strategies import RsiReversionParams
-from tradebot_runtime.domain import Action, Bar, OrderIntent, OrderType, Side
-from tradebot_runtime.strategies.base import BaseStrategy, StrategyContext
+from tradebot_runtime.domain import Action, Bar
+from tradebot_runtime.strategies.base import (
+    BaseStrategy,
+    StrategyContext,
+    market_entry,
+    market_exit,
+)
 from tradebot_runtime.strategies.indicators import RelativeStrengthIndex
 
 TAG_ENTRY = "rsi:entry"
@@ -50,17 +55,7 @@ class RsiReversion(BaseStrategy):
         position = ctx.position.amount
         params = self.parameters
         if value < params.oversold and position <= 0 and not ctx.orders_tagged(TAG_ENTRY):
-            amount = params.order_size / bar.close
-            return [OrderIntent(bar.symbol, Side.BUY, OrderType.MARKET, amount, tag=TAG_ENTRY)]
+            return market_entry(bar, params.order_size, TAG_ENTRY)
         if value > params.overbought and position > 0 and not ctx.orders_tagged(TAG_EXIT):
-            return [
-                OrderIntent(
-                    bar.symbol,
-                    Side.SELL,
-                    OrderType.MARKET,
-                    position,
-                    reduce_only=True,
-                    tag=TAG_EXIT,
-                )
-            ]
+            return market_exit(bar, position, TAG_EXIT)
         return []

@@ -15,8 +15,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tradebot_operator.api.strategies import SmaCrossoverParams
-from tradebot_runtime.domain import Action, Bar, OrderIntent, OrderType, Side
-from tradebot_runtime.strategies.base import BaseStrategy, StrategyContext
+from tradebot_runtime.domain import Action, Bar, Side
+from tradebot_runtime.strategies.base import (
+    BaseStrategy,
+    StrategyContext,
+    market_entry,
+    market_exit,
+)
 from tradebot_runtime.strategies.indicators import SimpleMovingAverage
 
 TAG_ENTRY = "sma:entry"
@@ -74,17 +79,7 @@ class SmaCrossover(BaseStrategy):
         # it can neither be sold nor may it block the next entry
         long = position * bar.close >= self.parameters.order_size * DUST_FRACTION
         if cross is Side.BUY and not long and not ctx.orders_tagged(TAG_ENTRY):
-            amount = self.parameters.order_size / bar.close
-            return [OrderIntent(bar.symbol, Side.BUY, OrderType.MARKET, amount, tag=TAG_ENTRY)]
+            return market_entry(bar, self.parameters.order_size, TAG_ENTRY)
         if cross is Side.SELL and long and not ctx.orders_tagged(TAG_EXIT):
-            return [
-                OrderIntent(
-                    bar.symbol,
-                    Side.SELL,
-                    OrderType.MARKET,
-                    position,
-                    reduce_only=True,
-                    tag=TAG_EXIT,
-                )
-            ]
+            return market_exit(bar, position, TAG_EXIT)
         return []
