@@ -5,10 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup binaries cluster-up cluster-down cluster-status test test-unit test-integration lint crds verify-crds clean clean-cache
+.PHONY: help demo setup binaries cluster-up cluster-down cluster-status test test-unit test-integration lint crds verify-crds clean clean-cache
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+demo: setup ## the whole system locally: cluster, Postgres, Redis, OpenBao, simulator, operator, bots trading (Ctrl-C stops all)
+	@$(PY) -m devenv demo $(DEMO_ARGS)
 
 setup: ## install apt packages, the venv and the control-plane binaries (idempotent)
 	@hack/setup.sh

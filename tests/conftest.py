@@ -7,4 +7,5 @@ pytest_plugins = [
     "fixtures.crds",
     "fixtures.operator",
     "fixtures.podrunner",
+    "fixtures.devenv",
 ]

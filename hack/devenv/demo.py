@@ -1,0 +1,369 @@
+"""``make demo``: the whole system running locally with sample bots trading on the
+exchange simulator, until Ctrl-C.
+
+Samples come from manifests/samples/ (paper-simulator.yaml, sandbox-vault.yaml) plus
+hack/demo/*.yaml, with demo-only overlays: every ExchangeAccount's endpoint is the local
+simulator, the paper account gets simulator keys from a Kubernetes Secret (development
+only: the operator flags it with a Warning condition) so its orders reach the simulator,
+the sandbox account's keys are written into OpenBao, and every bot is placed on the pod
+runner's node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import signal
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import yaml
+
+from devenv import openbao
+from devenv.procs import REPO_ROOT, DevenvError
+from devenv.progress import Progress
+from devenv.stack import STEPS, Stack, StackConfig, leftover_processes, running
+from tradebot_operator.api.names import runtime_service_account_name, vault_role_name
+
+NAMESPACE = "trading"
+SAMPLES = REPO_ROOT / "manifests" / "samples"
+DEMO_DIR = REPO_ROOT / "hack" / "demo"
+SAMPLE_FILES = (SAMPLES / "paper-simulator.yaml", SAMPLES / "sandbox-vault.yaml")
+PAPER_SECRET = "binance-sim-keys"
+PAPER_SIM_ACCOUNT = "paper"
+VAULT_SIM_ACCOUNT = "sandbox"
+FIRST_RUN = "first run: ~15-25 min (builds the control plane from Go modules); later: ~1-2 min"
+DEMO_STEPS = STEPS + 3
+DEMO_TIMEFRAMES = {"sma-fast": "5s", "rsi-swing": "5s"}
+"""The samples' candle timeframes are sized for real markets; the runtime closes bars on
+the wall clock, so the demo shortens them (5 s bars are built from the trade stream) to
+see crossovers within a minute or two."""
+DEMO_GRIDS = {"grid-eth": "ETHUSDT"}
+"""Grid strategies re-centred on the simulator's current price (+-5 %) at apply time."""
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def demo_objects(stack: Stack) -> list[dict[str, Any]]:
+    """Sample objects with the demo overlays applied (see the module docstring)."""
+    docs: list[dict[str, Any]] = []
+    for path in (*SAMPLE_FILES, *sorted(DEMO_DIR.glob("*.yaml"))):
+        docs.extend(copy.deepcopy(_load(path)))
+    paper = stack.simulator.account(PAPER_SIM_ACCOUNT)
+    prices = stack.simulator.admin("prices")
+    out: list[dict[str, Any]] = [
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": PAPER_SECRET, "namespace": NAMESPACE},
+            "type": "Opaque",
+            "stringData": {"apiKey": paper.api_key, "secret": paper.secret},
+        }
+    ]
+    for doc in docs:
+        doc.setdefault("metadata", {})["namespace"] = NAMESPACE
+        kind, spec = doc["kind"], doc.setdefault("spec", {})
+        if kind == "ExchangeAccount":
+            spec["endpoint"] = stack.simulator.url
+            if not spec.get("credentials"):
+                spec["credentials"] = {"secretRef": {"name": PAPER_SECRET}}
+        elif kind == "Strategy" and doc["metadata"]["name"] in DEMO_TIMEFRAMES:
+            spec["timeframe"] = DEMO_TIMEFRAMES[doc["metadata"]["name"]]
+        elif kind == "Strategy" and doc["metadata"]["name"] in DEMO_GRIDS:
+            price = Decimal(prices[DEMO_GRIDS[doc["metadata"]["name"]]])
+            spec["parameters"]["lower"] = str((price * Decimal("0.95")).quantize(Decimal(1)))
+            spec["parameters"]["upper"] = str((price * Decimal("1.05")).quantize(Decimal(1)))
+        elif kind == "TradingBot":
+            runtime = spec.setdefault("runtime", {})
+            runtime.update(stack.runner.placement())
+            spec.setdefault("onDelete", "cancelOrders")
+            if doc["metadata"]["name"] == "testnet-rsi":
+                spec["replicas"] = 1  # two cores: one standby pair is enough for the demo
+        out.append(doc)
+    return out
+
+
+def setup_vault(stack: Stack, objects: list[dict[str, Any]]) -> list[str]:
+    """Write the sandbox simulator account's keys where each vault-backed ExchangeAccount
+    expects them and give every bot that uses it a read-only role (the operator's design
+    has it do this per bot; this version does not yet, so the demo does)."""
+    sandbox = stack.simulator.account(VAULT_SIM_ACCOUNT)
+    values = {"apiKey": sandbox.api_key, "secret": sandbox.secret}
+    vault_accounts: dict[str, dict[str, Any]] = {}
+    for doc in objects:
+        vault = (doc.get("spec", {}).get("credentials") or {}).get("vault")
+        if doc["kind"] == "ExchangeAccount" and vault:
+            keys = {"apiKey": "apiKey", "secret": "secret", **vault.get("keys", {})}
+            mount = vault.get("mount", "secret")
+            openbao.put_secret(
+                stack.vault, vault["path"], {keys[c]: values[c] for c in values}, mount=mount
+            )
+            vault_accounts[doc["metadata"]["name"]] = {"path": vault["path"], "mount": mount}
+    roles = []
+    for doc in objects:
+        if doc["kind"] != "TradingBot":
+            continue
+        bot = doc["metadata"]["name"]
+        for exchange in doc["spec"].get("exchanges", []):
+            account = vault_accounts.get(exchange["account"])
+            if account is None:
+                continue
+            role = vault_role_name(NAMESPACE, bot)
+            openbao.grant_read(
+                stack.vault, role=role, service_account=runtime_service_account_name(bot),
+                namespace=NAMESPACE, secret_path=account["path"], kv_mount=account["mount"],
+            )  # fmt: skip
+            roles.append(f"{role} -> {account['mount']}/{account['path']}")
+    return roles
+
+
+def bots(stack: Stack) -> list[dict[str, Any]]:
+    return list(stack.kube.get("tradingbots", "-n", NAMESPACE).get("items", []))
+
+
+def trading_report(stack: Stack) -> dict[str, str]:
+    """Per bot: what it is doing right now (leader, orders at the simulator)."""
+    ledger = stack.simulator.ledger().get("accounts", {})
+    report = {}
+    for bot in bots(stack):
+        name = bot["metadata"]["name"]
+        status = bot.get("status") or {}
+        exchanges = status.get("exchanges") or {}
+        parts = [f"phase={status.get('phase', '-')}"]
+        for account, ex in exchanges.items():
+            parts.append(
+                f"{account}: leader={ex.get('leader') or '-'} open={ex.get('openOrders', 0)}"
+                f" pnl={ex.get('realizedPnl', '-')}/{ex.get('unrealizedPnl', '-')}"
+            )
+        report[name] = " ".join(parts)
+    for account, summary in ledger.items():
+        report[f"simulator:{account}"] = (
+            f"orders={summary.get('orders', 0)} open={summary.get('open_orders', 0)}"
+            f" trades={summary.get('trades', 0)} duplicates={summary.get('duplicate_intents', 0)}"
+        )
+    return report
+
+
+def is_trading(stack: Stack) -> bool:
+    """Every bot has a leader and both simulator accounts have accepted orders."""
+    items = bots(stack)
+    if not items:
+        return False
+    for bot in items:
+        exchanges = (bot.get("status") or {}).get("exchanges") or {}
+        if not exchanges or not all(ex.get("leader") for ex in exchanges.values()):
+            return False
+    ledger = stack.simulator.ledger().get("accounts", {})
+    return all(ledger.get(a, {}).get("orders", 0) > 0 for a in (PAPER_SIM_ACCOUNT,))
+
+
+_PORTS = re.compile(r"pod (?P<ref>\S+): volumes ready, ports (?P<ports>.*?), logs in")
+
+
+def metrics_urls(stack: Stack) -> dict[str, str]:
+    """Running pod -> base URL of its metrics port (the runner maps containerPorts to
+    free local ports and logs the mapping)."""
+    pods = {f"{NAMESPACE}/{pod['metadata']['name']}"
+            for pod in stack.kube.get("pods", "-n", NAMESPACE)["items"]
+            if pod.get("status", {}).get("phase") == "Running"}  # fmt: skip
+    urls = {}
+    for match in _PORTS.finditer(stack.runner.log.read_text(errors="replace")):
+        ref = match["ref"]
+        for pair in match["ports"].split(", "):
+            container_port, _, local = pair.partition("->")
+            if ref in pods and container_port == "9090" and local:
+                urls[ref] = f"http://127.0.0.1:{local}"
+    return urls
+
+
+def write_env(stack: Stack) -> Path:
+    """A shell file that puts the demo's kubectl, kubeconfig and URLs in a shell."""
+    path = stack.state / "env.sh"
+    kubectl_dir = Path(stack.kube.kubectl_bin).parent
+    path.write_text(
+        f'export KUBECONFIG="{stack.kube.kubeconfig}"\n'
+        f'export PATH="{kubectl_dir}:$PATH"\n'
+        f'export SIM="{stack.simulator.url}"\n'
+        f'export VAULT_ADDR="{stack.vault.addr}" VAULT_TOKEN="{stack.vault.root_token}"\n'
+    )
+    return path
+
+
+def guide(stack: Stack) -> str:
+    env = write_env(stack)
+    logs = stack.runner.logs_dir
+    lease = stack.config.lease_duration_seconds or 6
+    urls = metrics_urls(stack)
+    metrics = (
+        "\n".join(
+            f"    curl -s {url}/metrics | grep ^trading_   # {pod}"
+            for pod, url in sorted(urls.items())
+        )
+        or f"    (no runtime pod running yet; ports are logged in {stack.runner.log})"
+    )
+    leader = "kubectl get tb paper-btc-eth -o jsonpath='{.status.summary.leader}'"
+    halt = """'{"spec":{"tradingState":"Halted"}}'"""
+    return f"""
+Everything is running. In another terminal:
+
+  source {env}    # KUBECONFIG, kubectl on PATH, $SIM (simulator), $VAULT_ADDR
+  kubectl config set-context --current --namespace {NAMESPACE}
+
+Watch the bots (LEADER, PHASE, PNL):
+    kubectl get tradingbots -o wide -w
+    kubectl get tb paper-btc-eth -o yaml      # status.exchanges: leader, open orders, PnL
+    kubectl get leases                        # one Lease per shard; holder = active pod
+Kill the leader; the standby takes its Lease within ~{lease}s and trades on:
+    kubectl delete pod $({leader})
+    curl -s $SIM/admin/ledger                 # duplicate_intents stays 0
+Flip the kill switch (applied live, no restart; back with "Active"):
+    kubectl patch tb paper-btc-eth --type merge -p {halt}
+    kubectl patch xa binance-sim --type merge -p {halt}    # the whole account
+Watch PnL and the market:
+    kubectl get tb -o custom-columns=BOT:.metadata.name,PNL:.status.pnl -w
+    curl -s $SIM/admin/prices; curl -s $SIM/admin/ledger/paper
+Read metrics (each pod's port 9090 is mapped to a local port):
+{metrics}
+Vault: the sandbox bot (testnet-rsi) logs in to OpenBao with its ServiceAccount token
+    and reads secret/tradebot/binance-testnet:  {stack.vault.addr} (root token
+    {stack.vault.root_token})
+
+Logs:
+    runtime pods  {logs}/<namespace>_<pod>_<uid>/runtime/<restart>.log
+    operator      {stack.operator.log}
+    pod runner    {stack.runner.log}
+    simulator     {stack.simulator.log}
+    everything    {stack.state}
+
+Note: the paper account's simulator keys come from the Kubernetes Secret {PAPER_SECRET!r}:
+development only. The operator says so on ExchangeAccount binance-sim (condition
+CredentialsReady, reason SecretRefDevelopmentOnly); real accounts use vault, like
+binance-testnet here.
+
+Press Ctrl-C to stop: every process the demo started is stopped and the cluster deleted.
+"""
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    # One Ctrl-C stops the demo; further ones must not interrupt the cleanup.
+    signal.signal(signal.SIGINT, _ignore_during_cleanup)
+    signal.signal(signal.SIGTERM, _ignore_during_cleanup)
+    raise _Stop
+
+
+def _ignore_during_cleanup(signum: int, frame: FrameType | None) -> None:
+    print("\n[demo] still cleaning up; please wait (no process will be left behind)",
+          file=sys.stderr, flush=True)  # fmt: skip
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m devenv demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--name", default="tradebot-demo", help="cluster name (default tradebot-demo)")
+    p.add_argument("--state", type=Path, default=None, help="state dir (default .state/<name>)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--tick-interval", type=float, default=0.5, help="simulator wall s per step")
+    p.add_argument(
+        "--step-seconds", type=float, default=None,
+        help="simulator market seconds per step (default: real time; bars close on the wall clock)",
+    )  # fmt: skip
+    p.add_argument("--simulator-port", type=int, default=0)
+    p.add_argument("--postgres-port", type=int, default=0)
+    p.add_argument("--redis-port", type=int, default=0)
+    p.add_argument("--openbao-port", type=int, default=0)
+    p.add_argument("--trade-timeout", type=float, default=180, help="wait for orders (s)")
+    p.add_argument(
+        "--exit-when-ready", action="store_true",
+        help="stop and clean up once the bots trade (a smoke test of the demo)",
+    )  # fmt: skip
+    return p.parse_args(argv)
+
+
+def _wait_for_trading(stack: Stack, p: Progress, timeout: float) -> bool:
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        try:
+            if is_trading(stack):
+                return True
+            report = trading_report(stack)
+        except DevenvError as exc:
+            report = {"error": str(exc)}
+        line = "; ".join(f"{k} {v}" for k, v in report.items())
+        if line != last:
+            p.detail(line)
+            last = line
+        time.sleep(3)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    state = args.state or REPO_ROOT / ".state" / args.name
+    config = StackConfig(
+        name=args.name, state=state, seed=args.seed, tick_interval=args.tick_interval,
+        step_seconds=args.step_seconds, simulator_port=args.simulator_port or None,
+        postgres_port=args.postgres_port or None, redis_port=args.redis_port or None,
+        openbao_port=args.openbao_port or None,
+    )  # fmt: skip
+    p = Progress(DEMO_STEPS)
+    p.say(f"tradebot demo: {DEMO_STEPS} steps; {FIRST_RUN}")
+    p.say(f"state and logs: {state.resolve()}")
+    signal.signal(signal.SIGINT, _raise_stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    code = 0
+    try:
+        with running(config, p) as stack:
+            try:
+                code = _demo(stack, p, args)
+            finally:
+                signal.signal(signal.SIGINT, _ignore_during_cleanup)
+                signal.signal(signal.SIGTERM, _ignore_during_cleanup)
+                p.say("stopping: operator, pod runner (and its pods), simulator, OpenBao, "
+                      "Redis, PostgreSQL, cluster ...")  # fmt: skip
+    except _Stop:
+        pass
+    except DevenvError as exc:
+        p.say(f"error: {exc}")
+        code = 1
+    left = leftover_processes(state)
+    if left:
+        p.say(f"WARNING: processes still running under {state}: {left}")
+        return 1
+    p.say(f"stopped; no process left behind (after {p.elapsed():.0f}s)")
+    return code
+
+
+def _demo(stack: Stack, p: Progress, args: argparse.Namespace) -> int:
+    with p.step(f"Sample bots in namespace {NAMESPACE!r} (+ their keys in OpenBao)"):
+        stack.kube.ensure_namespace(NAMESPACE, {"pod-security.kubernetes.io/enforce": "restricted"})
+        objects = demo_objects(stack)
+        for role in setup_vault(stack, objects):
+            p.detail(f"OpenBao role {role}")
+        stack.kube.apply(objects)
+        for doc in objects:
+            p.detail(f"{doc['kind']}/{doc['metadata']['name']}")
+    with p.step(f"Waiting until the bots trade (up to {args.trade_timeout:.0f}s)"):
+        traded = _wait_for_trading(stack, p, args.trade_timeout)
+        for line in trading_report(stack).items():
+            p.detail(" ".join(line))
+        if not traded:
+            p.say("the bots are not all trading yet; the demo stays up so you can look "
+                  f"(runtime logs in {stack.runner.logs_dir})")  # fmt: skip
+    with p.step("Status"):
+        out = stack.kube.kubectl("get", "tradingbots", "-n", NAMESPACE, "-o", "wide")
+        print(out.stdout, flush=True)
+    print(guide(stack), flush=True)
+    if args.exit_when_ready:
+        return 0 if traded else 2
+    while True:
+        time.sleep(3600)

@@ -1,0 +1,182 @@
+"""End-to-end: the whole system as `make demo` runs it (tests/fixtures/devenv.py).
+
+apply -> pods -> processes -> Leases held -> orders at the simulator -> status columns
+filled -> delete the leader pod -> standby trading again (gap measured) -> 0 duplicates ->
+tradingState Halted stops orders live -> delete with onDelete cancelOrders leaves no open
+order and every child is garbage-collected. Runs on `e2e_stack` (tests/fixtures/devenv.py).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import pytest
+
+from devenv.stack import Stack
+
+pytestmark = pytest.mark.e2e
+T = TypeVar("T")
+ACCOUNT = "sim"
+
+
+def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except Exception as exc:  # transient API errors while things start
+            last = exc
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last})")
+
+
+def objects(stack: Stack, ns: str, eth_price: Decimal) -> list[dict[str, Any]]:
+    paper = stack.simulator.account("paper")
+    place = stack.runner.placement()
+    risk = {"maxPositionNotional": "1000", "maxOrderNotional": "60", "maxDailyLoss": "200",
+            "maxOrdersPerMinute": 120, "priceBandPercent": "10"}  # fmt: skip
+    bot = {"mode": "paper", "onDelete": "cancelOrders", "runtime": place, "risk": risk}
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sim-keys", "namespace": ns},
+         "stringData": {"apiKey": paper.api_key, "secret": paper.secret}},
+        {"apiVersion": "tradebot.io/v1alpha1", "kind": "ExchangeAccount",
+         "metadata": {"name": ACCOUNT, "namespace": ns},
+         "spec": {"exchange": "binance", "marketType": "spot", "mode": "paper",
+                  "endpoint": stack.simulator.url,
+                  "credentials": {"secretRef": {"name": "sim-keys"}}}},
+        {"apiVersion": "tradebot.io/v1alpha1", "kind": "Strategy",
+         "metadata": {"name": "sma", "namespace": ns},
+         "spec": {"type": "sma-crossover", "timeframe": "5s",
+                  "parameters": {"fastPeriod": 2, "slowPeriod": 4, "orderSize": "20"}}},
+        {"apiVersion": "tradebot.io/v1alpha1", "kind": "Strategy",
+         "metadata": {"name": "grid", "namespace": ns},
+         "spec": {"type": "grid", "timeframe": "5s",
+                  "parameters": {"lower": str(int(eth_price * Decimal("0.97"))),
+                                 "upper": str(int(eth_price * Decimal("1.03"))),
+                                 "levels": 7, "orderSize": "30"}}},
+        {"apiVersion": "tradebot.io/v1alpha1", "kind": "TradingBot",
+         "metadata": {"name": "sma", "namespace": ns},
+         "spec": {**bot, "strategyRef": {"name": "sma"}, "replicas": 2,
+                  "exchanges": [{"account": ACCOUNT, "symbols": ["BTC/USDT"],
+                                 "allocation": {"quote": "USDT", "amount": "1000"}}]}},
+        {"apiVersion": "tradebot.io/v1alpha1", "kind": "TradingBot",
+         "metadata": {"name": "grid", "namespace": ns},
+         "spec": {**bot, "strategyRef": {"name": "grid"}, "replicas": 1,
+                  "exchanges": [{"account": ACCOUNT, "symbols": ["ETH/USDT"],
+                                 "allocation": {"quote": "USDT", "amount": "1000"}}]}},
+    ]  # fmt: skip
+
+
+def sim_orders(stack: Stack, symbol: str) -> list[dict[str, Any]]:
+    orders = stack.simulator.ledger("paper")["orders"]
+    return [o for o in orders if o.get("symbol") == symbol]
+
+
+def lease(stack: Stack, ns: str, name: str) -> dict[str, Any]:
+    return dict(stack.kube.get("lease", name, "-n", ns))
+
+
+def test_bots_trade_fail_over_halt_and_clean_up(e2e_stack: Stack) -> None:
+    stack, kube = e2e_stack, e2e_stack.kube
+    ns = f"e2e-{uuid.uuid4().hex[:6]}"
+    kube.ensure_namespace(ns, {"pod-security.kubernetes.io/enforce": "restricted"})
+    stack.simulator.admin("ledger/reset", {})
+    eth = Decimal(stack.simulator.admin("prices")["ETHUSDT"])
+    kube.apply(objects(stack, ns, eth))
+    try:
+        run_scenario(stack, ns)
+    finally:
+        kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def run_scenario(stack: Stack, ns: str) -> None:
+    kube = stack.kube
+
+    # Pods run as processes on the runner's node; each shard's Lease is held.
+    def running_pods() -> list[dict[str, Any]] | None:
+        pods = kube.get("pods", "-n", ns)["items"]
+        ok = [p for p in pods if p["status"].get("phase") == "Running"]
+        return ok if len(ok) == 3 else None
+
+    pods = eventually(running_pods, 90, "3 runtime pods Running")
+    assert {p["spec"]["nodeName"] for p in pods} == {stack.runner.node}
+    assert len(list(stack.runner.logs_dir.glob(f"{ns}_*/runtime/0.log"))) == 3
+    sma_lease = "sma-sim-0"
+    holder = eventually(
+        lambda: lease(stack, ns, sma_lease)["spec"].get("holderIdentity"), 60, "sma Lease held"
+    )
+    eventually(lambda: lease(stack, ns, "grid-sim-0")["spec"].get("holderIdentity"), 60,
+               "grid Lease held")  # fmt: skip
+
+    # Orders reach the simulator; every status column is filled.
+    eventually(lambda: sim_orders(stack, "BTCUSDT"), 120, "sma orders at the simulator")
+    eventually(lambda: [o for o in sim_orders(stack, "ETHUSDT") if o.get("status") == "NEW"],
+               120, "grid's resting orders at the simulator")  # fmt: skip
+
+    def columns_filled() -> bool:
+        for tb in kube.get("tradingbots", "-n", ns)["items"]:
+            st = tb.get("status") or {}
+            ex = (st.get("exchanges") or {}).get(ACCOUNT) or {}
+            if not (st.get("summary", {}).get("leader") and st.get("pnl") is not None
+                    and st.get("phase") == "Running"):  # fmt: skip
+                return False
+            if tb["metadata"]["name"] == "grid" and not ex.get("openOrders"):
+                return False
+        return True
+
+    eventually(columns_filled, 60, "leader, PnL and open orders in every bot's status")
+
+    # Fail-over: delete the leader; the standby takes the Lease and trades again.
+    before = len(sim_orders(stack, "BTCUSDT"))
+    killed_at = time.monotonic()
+    kube.kubectl("delete", "pod", holder, "-n", ns, "--wait=false")
+
+    def new_holder() -> str | None:
+        spec = lease(stack, ns, sma_lease)["spec"]
+        h = spec.get("holderIdentity")
+        return h if h and h != holder else None
+
+    successor = eventually(new_holder, 30, "standby holding the Lease")
+    lease_gap = time.monotonic() - killed_at
+    eventually(lambda: len(sim_orders(stack, "BTCUSDT")) > before, 90, "orders after failover")
+    order_gap = time.monotonic() - killed_at
+    print(
+        f"\nfailover: {holder} -> {successor}: Lease taken after {lease_gap:.1f}s, first new"
+        f" order at the simulator after {order_gap:.1f}s (the next crossover signal)"
+    )
+    ledger = stack.simulator.ledger("paper")
+    assert ledger["duplicates"] == [], ledger["duplicates"]
+
+    # Kill switch: Halted stops new orders without a restart.
+    kube.kubectl("patch", "tb", "sma", "-n", ns, "--type", "merge",
+                 "-p", '{"spec":{"tradingState":"Halted"}}')  # fmt: skip
+    eventually(lambda: kube.get("tb", "sma", "-n", ns).get("status", {}).get("phase") == "Halted",
+               30, "sma phase Halted")  # fmt: skip
+    time.sleep(3)
+    halted = len(sim_orders(stack, "BTCUSDT"))
+    time.sleep(15)
+    assert len(sim_orders(stack, "BTCUSDT")) == halted, "orders were placed while Halted"
+    assert lease(stack, ns, sma_lease)["spec"].get("holderIdentity") == successor  # no restart
+
+    # Delete with onDelete: cancelOrders -> no open order left, every child collected.
+    kube.kubectl("delete", "tb", "grid", "-n", ns, "--wait=true", "--timeout=60s")
+    open_eth = [
+        o for o in sim_orders(stack, "ETHUSDT") if o.get("status") in ("NEW", "PARTIALLY_FILLED")
+    ]
+    assert open_eth == [], open_eth
+
+    def children_gone() -> bool:
+        kinds = (
+            "deployments,replicasets,pods,configmaps,leases,services,serviceaccounts,"
+            "roles,rolebindings,poddisruptionbudgets"
+        )
+        items = kube.get(kinds, "-n", ns, "-l", "tradebot.io/bot=grid")["items"]
+        return not items
+
+    eventually(children_gone, 60, "grid's children garbage-collected")
