@@ -35,6 +35,9 @@ class PodRunner:
     def logs_dir(self) -> Path:
         return self.workdir / "logs"
 
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
 
 @contextmanager
 def running(

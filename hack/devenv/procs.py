@@ -109,21 +109,29 @@ def spawn(
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    """SIGTERM the process group, SIGKILL it after ``timeout``; reap the process."""
+    """SIGTERM the process (its whole group when it leads one, as ``spawn`` arranges),
+    SIGKILL after ``timeout``; reap it."""
+    try:
+        leads_group = os.getpgid(proc.pid) == proc.pid
+    except ProcessLookupError:
+        leads_group = False
 
-    def signal_group(sig: signal.Signals) -> None:
+    def send(sig: signal.Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
+            if leads_group:
+                os.killpg(proc.pid, sig)
+            elif proc.poll() is None:
+                proc.send_signal(sig)
 
     if proc.poll() is None:
-        signal_group(signal.SIGTERM)
+        send(signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            signal_group(signal.SIGKILL)
+            send(signal.SIGKILL)
             proc.wait()
-    # Children that outlived their leader (same group) go too.
-    signal_group(signal.SIGKILL)
+    if leads_group:
+        send(signal.SIGKILL)  # children that outlived their leader (same group) go too
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:

@@ -19,7 +19,7 @@ from tradebot_operator.validation import Problem
 
 # Reasons that mean "something the bot refers to does not exist yet": the bot waits
 # (Pending) and reconciles as soon as it appears, instead of failing.
-WAITING_REASONS = frozenset({"StrategyNotFound", "AccountNotFound"})
+WAITING_REASONS = frozenset({"StrategyNotFound", "AccountNotFound", "CredentialsNotReady"})
 
 
 @dataclass(frozen=True)

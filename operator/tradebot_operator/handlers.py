@@ -18,22 +18,27 @@ from typing import Any
 import kopf
 
 from tradebot_operator.api.common import GROUP, VERSION
+from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.heartbeat import Heartbeat, heartbeat_from_annotations
-from tradebot_operator.api.names import LABEL_MANAGED_BY, LABEL_SHARD, MANAGED_BY
+from tradebot_operator.api.names import LABEL_MANAGED_BY, LABEL_SHARD, MANAGED_BY, vault_role_name
 from tradebot_operator.api.runtime_config import DeleteRequest
 from tradebot_operator.bot_status import LeaseObservation
+from tradebot_operator.conditions import ConditionUpdate
+from tradebot_operator.inputs import parse
 from tradebot_operator.inventory import BotKey, Inventory
 from tradebot_operator.kube.client import KubeClient
 from tradebot_operator.kube.resources import KNOWN
 from tradebot_operator.reconcile_bot import BodyLookup, BotReconciler, LeaseLookup, status_patch
 from tradebot_operator.reconcile_refs import account_status, strategy_status
 from tradebot_operator.settings import OperatorSettings
+from tradebot_operator.vault import VaultAdmin, VaultUnavailable
 
 log = logging.getLogger(__name__)
 
 PREFIX = "tradebot.io"
 STATUS_REFRESH_SECONDS = 5.0
 DELETE_ACK_TIMEOUT_SECONDS = 60.0
+VAULT_CLEANUP_TIMEOUT_SECONDS = 120.0
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
@@ -63,7 +68,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     inventory = Inventory()
     await inventory.load(kube, MANAGED_BY)
     memo.kube = kube
-    memo.reconciler = BotReconciler(kube, op, inventory)
+    # Vault policies/roles and credential checks only when the operator has its own auth.
+    memo.vault = VaultAdmin(op) if op.vault_managed else None
+    memo.reconciler = BotReconciler(kube, op, inventory, vault=memo.vault)
     memo.wakers = {}
     memo.seen_generation = {}
     memo.lease_state = {}
@@ -283,8 +290,40 @@ async def bot_deleted(
             else:
                 done = f"runtime completed {action}"
                 kopf.event(body, type="Normal", reason="DeleteActionDone", message=done)
+    await _remove_vault_grant(memo, body, namespace, name, runtime.total_seconds())
     reconciler.forget(key)
     memo.seen_generation.pop(key, None)
+
+
+async def _remove_vault_grant(
+    memo: kopf.Memo, body: kopf.Body, namespace: str, name: str, elapsed: float
+) -> None:
+    """Remove the bot's Vault role and policy; retried while Vault is unreachable, then
+    given up with a Warning event so that Vault cannot block deletion forever."""
+    vault: VaultAdmin | None = memo.vault
+    if vault is None:
+        return
+    role = vault_role_name(namespace, name)
+    try:
+        await vault.remove_bot(role)
+    except Exception as exc:
+        if elapsed < VAULT_CLEANUP_TIMEOUT_SECONDS:
+            raise kopf.TemporaryError(f"removing vault role {role}: {exc}", delay=5) from None
+        message = f"vault policy and role {role} not removed: {str(exc)[:200]}"
+        kopf.event(body, type="Warning", reason="VaultCleanupFailed", message=message)
+
+
+async def _vault_check(memo: kopf.Memo, body: kopf.Body) -> ConditionUpdate | None:
+    vault: VaultAdmin | None = memo.vault
+    if vault is None:
+        return None
+    account, _ = parse(ExchangeAccount, body)
+    if account is None:
+        return None
+    try:
+        return await vault.check_account(account)
+    except VaultUnavailable as exc:
+        return ConditionUpdate("CredentialsReady", "Unknown", "VaultUnavailable", str(exc))
 
 
 # ---- Strategy and ExchangeAccount ------------------------------------------------------
@@ -342,7 +381,11 @@ async def referenced_reconcile(
     ref_kind, res, compute = REFERENCED[resource.plural]
     users = bots_using(bots_by_reference, ref_kind, namespace, name)
     if type != "DELETED":
-        status, warnings = compute(body, users)
+        if ref_kind == "account" and memo.vault is not None:
+            check = await _vault_check(memo, body)
+            status, warnings = account_status(body, users, vault_check=check)
+        else:
+            status, warnings = compute(body, users)
         await _write_status(memo, res, body, status, warnings)
     for bot in users:
         wake(memo, (namespace, bot))

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tradebot_operator.api.exchange_account import ExchangeAccount
+from pydantic import ValidationError
+
+from tradebot_operator.api.exchange_account import ExchangeAccount, ExchangeAccountStatus
 from tradebot_operator.api.runtime_config import DeleteRequest
 from tradebot_operator.api.strategy import Strategy
 from tradebot_operator.api.trading_bot import TradingBot
@@ -37,6 +39,8 @@ from tradebot_operator.kube.client import KubeClient, Manifest
 from tradebot_operator.kube.resources import KNOWN
 from tradebot_operator.settings import OperatorSettings
 from tradebot_operator.validation import Problem, errors, validate_bot
+from tradebot_operator.vault import VaultAdmin
+from tradebot_operator.vault_policy import bot_grant
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,8 @@ def resolve(
     for exchange in bot.spec.exchanges:
         raw = accounts(ns, exchange.account)
         account, account_problems = (None, []) if raw is None else parse(ExchangeAccount, raw)
+        if account is not None and raw is not None:  # CredentialsReady feeds validation
+            account = account.model_copy(update={"status": _account_status(raw)})
         problems += [
             Problem("ExchangeAccountInvalid", "spec.exchanges", f"{exchange.account}: {p}")
             for p in account_problems
@@ -100,6 +106,24 @@ def _generation(body: Mapping[str, Any] | None) -> tuple[str, int] | None:
     return (str(meta.get("uid", "")), int(meta.get("generation") or 0))
 
 
+def _account_status(raw: Mapping[str, Any]) -> ExchangeAccountStatus | None:
+    """The account's status as we wrote it (parse() drops status); None if unreadable."""
+    try:
+        return ExchangeAccountStatus.model_validate(raw.get("status") or {})
+    except ValidationError:
+        return None
+
+
+def _credentials_ready(body: Mapping[str, Any] | None) -> tuple[Any, ...] | None:
+    """An account's CredentialsReady (status, reason): a status change, not a generation."""
+    if body is None:
+        return None
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if isinstance(condition, dict) and condition.get("type") == "CredentialsReady":
+            return (condition.get("status"), condition.get("reason"))
+    return None
+
+
 def input_fingerprint(
     body: Mapping[str, Any], strategies: BodyLookup, accounts: BodyLookup
 ) -> tuple[Any, ...]:
@@ -113,8 +137,11 @@ def input_fingerprint(
         strategy_name,
         _generation(strategies(ns, strategy_name) if isinstance(strategy_name, str) else None),
         tuple(
-            (name, _generation(accounts(ns, name) if isinstance(name, str) else None))
-            for name in account_names
+            (name, _generation(raw), _credentials_ready(raw))
+            for name, raw in (
+                (name, accounts(ns, name) if isinstance(name, str) else None)
+                for name in account_names
+            )
         ),
     )
 
@@ -156,6 +183,8 @@ class BotReconciler:
     inventory: Inventory
     applied: dict[BotKey, str] = field(default_factory=dict)
     plans: dict[BotKey, Plan] = field(default_factory=dict)
+    vault: VaultAdmin | None = None
+    """Writes the bot's Vault policy and role (None: the operator does not manage Vault)."""
 
     def effective_halted(self, resolved: ResolvedBot) -> bool:
         if resolved.bot is None:
@@ -214,6 +243,8 @@ class BotReconciler:
                 if await self.apply_children(key, children) and not first_apply:
                     # Creation is already told by the phase event; changes are worth one.
                     event("Normal", "ChildrenUpdated", f"applied {len(children)} objects")
+                if self.vault is not None:  # policy + role follow the bot's accounts
+                    await self.vault.sync_bot(bot_grant(resolved.bot, accounts_ok, self.settings))
                 plan.shards = [
                     (
                         ctx.account.metadata.name,

@@ -56,9 +56,16 @@ def strategy_status(
 
 
 def account_status(
-    body: Mapping[str, Any], used_by: Iterable[str], now: datetime | None = None
+    body: Mapping[str, Any],
+    used_by: Iterable[str],
+    now: datetime | None = None,
+    vault_check: ConditionUpdate | None = None,
 ) -> tuple[dict[str, Any], list[Problem]]:
-    """(status, warnings) for an ExchangeAccount: Ready and CredentialsReady."""
+    """(status, warnings) for an ExchangeAccount: Ready and CredentialsReady.
+
+    ``vault_check`` is the operator's check of the account's Vault secret (key presence
+    only, tradebot_operator.vault); without it (no Vault configured for the operator) a
+    vault account's CredentialsReady stays Unknown."""
     account, problems = parse(ExchangeAccount, body)
     if account is not None:
         problems = validate_account(account)
@@ -71,6 +78,8 @@ def account_status(
                 "CredentialsReady", "True", "SecretRefDevelopmentOnly",
                 "credentials come from a Kubernetes Secret: for development only, use vault",
             )  # fmt: skip
+        elif creds is not None and creds.vault is not None and vault_check is not None:
+            credentials = vault_check
         elif creds is not None and creds.vault is not None:
             credentials = ConditionUpdate(
                 "CredentialsReady", "Unknown", "VaultNotChecked",

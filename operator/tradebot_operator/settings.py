@@ -48,11 +48,35 @@ class OperatorSettings(BaseModel):
     vault_audience: str = "vault"
     """Audience of the projected ServiceAccount token used to log in to Vault."""
     vault_token_expiration_seconds: int = Field(default=3600, ge=600)
+    """Lifetime of the projected ServiceAccount token in the bot pods."""
+    vault_token_file: str | None = None
+    """The operator's OWN Vault auth, option 1: a file holding a Vault token (mounted from
+    a Secret). Read at every login, so a rotated file is picked up."""
+    vault_operator_role: str | None = None
+    """The operator's OWN Vault auth, option 2: a Kubernetes-auth role bound to the
+    operator's ServiceAccount; logs in with the token at vault_operator_jwt_file."""
+    vault_operator_jwt_file: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    vault_ca_cert: str | None = None
+    """PEM CA bundle the operator verifies the Vault server with (https only)."""
+    vault_role_token_ttl: str = Field(default="15m", pattern=r"^[0-9]+[smh]$")
+    """TTL of the Vault tokens the bots' Kubernetes-auth roles issue (renewable)."""
+    vault_role_token_max_ttl: str = Field(default="24h", pattern=r"^[0-9]+[smh]$")
+    """Maximum TTL after renewals; the runtime logs in again after it."""
+    vault_concurrency: int = Field(default=4, ge=1, le=64)
+    """At most this many Vault requests in flight from the operator."""
 
     journal_dsn: str | None = None
     """PostgreSQL DSN for the runtime journal, without a password."""
     redis_url: str | None = None
     """Redis URL of the shared rate-limit buckets."""
+
+    @property
+    def vault_managed(self) -> bool:
+        """The operator writes per-bot policies and roles and checks the accounts' KV
+        paths: it has an address and its own credentials."""
+        return self.vault_address is not None and (
+            self.vault_token_file is not None or self.vault_operator_role is not None
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:

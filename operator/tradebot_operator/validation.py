@@ -311,7 +311,40 @@ def _account_fit(
                 f"ExchangeAccount {name!r} uses vault but the operator has no vault address",
             )
         )
+    problems.extend(_credentials_readiness(account, path, settings))
     return problems
+
+
+def _credentials_readiness(
+    account: ExchangeAccount, path: str, settings: OperatorSettings | None
+) -> list[Problem]:
+    """A sandbox/live account whose Vault secret is not ready keeps the bot out of Running:
+    False always; Unknown too when the operator checks Vault itself (not checked yet,
+    Vault unreachable). Without operator-side Vault the condition is always Unknown and
+    the runtime is the judge."""
+    credentials = account.spec.credentials
+    if account.spec.mode == "paper" or credentials is None or credentials.vault is None:
+        return []
+    status = account.status
+    condition = next(
+        (c for c in (status.conditions if status else []) if c.type == "CredentialsReady"), None
+    )
+    managed = settings is not None and settings.vault_managed
+    blocking = {"False", "Unknown"} if managed else {"False"}
+    if condition is not None and condition.status not in blocking:
+        return []
+    if condition is None and not managed:
+        return []
+    detail = (
+        f"{condition.reason}: {condition.message}" if condition is not None else "not checked yet"
+    )
+    return [
+        Problem(
+            "CredentialsNotReady",
+            f"{path}.account",
+            f"ExchangeAccount {account.metadata.name!r} credentials not ready ({detail})",
+        )
+    ]
 
 
 def validate_bot(

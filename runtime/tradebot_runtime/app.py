@@ -34,7 +34,7 @@ from tradebot_operator.api.runtime_config import DeleteRequest, RuntimeConfig
 from tradebot_operator.api.types import TradingState
 from tradebot_runtime import metrics
 from tradebot_runtime.breaker import BreakerState
-from tradebot_runtime.credentials import load_credentials
+from tradebot_runtime.credentials import CredentialsProvider, apply_to_exchange
 from tradebot_runtime.domain import Bar, OrderIntent, OrderType, Side
 from tradebot_runtime.engine import ShardEngine
 from tradebot_runtime.exchange.client import ExchangeClient
@@ -168,6 +168,8 @@ class RuntimeApp:
         self.feed: MarketFeed | None = None
         self.leases: LeaseManager | None = None
         self.http: web.AppRunner | None = None
+        self.credentials: CredentialsProvider | None = None
+        self.unknown_symbols: dict[str, str] = {}
         self.poll_interval_s = float(os.environ.get(ENV_POLL_INTERVAL) or 1.0)
 
     # -- state helpers ------------------------------------------------------------------
@@ -213,9 +215,12 @@ class RuntimeApp:
             import redis.asyncio as redis
 
             self.redis = redis.Redis.from_url(redis_url, socket_timeout=1.0)
-        credentials = await load_credentials(config.credentials)
+        self.credentials = CredentialsProvider(config.credentials)
+        credentials = await self.credentials.start()
         ids = ClientOrderIds(config.exchange, self.bot_id, config.account)
         exchange = _make_exchange(ccxt_async, config, credentials)
+        if credentials:  # key rotation / fail closed swap the keys of this ccxt instance
+            self.credentials.on_change(lambda values: apply_to_exchange(exchange, values))
         if config.mode == "paper" and not credentials:
             fee = Decimal(os.environ.get(ENV_PAPER_FEE_RATE) or DEFAULT_FEE_RATE)
             self.client = PaperBroker(exchange, ids, fee_rate=fee)
@@ -235,6 +240,14 @@ class RuntimeApp:
             install(exchange, limiter)
         client = self.client
         await _retry("load_markets", client.load_markets)
+        for symbol in config.symbols:
+            if not client.has_symbol(symbol):
+                # reported (log, metric, heartbeat), never traded: the other symbols go on
+                message = f"unknown symbol {symbol}: not listed by the exchange"
+                self.unknown_symbols[symbol] = message
+                metrics.CONFIG_ERRORS.labels("unknown_symbol").inc()
+                log.error(message, extra={"symbol": symbol})
+        symbols = [s for s in config.symbols if s not in self.unknown_symbols]
         if os.environ.get(ENV_WEBSOCKET, "1") != "0":
             try:
                 self.ws = _make_exchange(ccxt_pro, config, {})
@@ -245,7 +258,7 @@ class RuntimeApp:
                 self.ws = None
         self.feed = MarketFeed(
             client,
-            config.symbols,
+            symbols,
             config.strategy.timeframe,
             self.on_bar,
             ws=self.ws,
@@ -316,11 +329,17 @@ class RuntimeApp:
             setup.result()
             assert self.leases is not None and self.feed is not None
             self.tasks = [
-                asyncio.create_task(self._guard("leases", self.leases.run())),
-                asyncio.create_task(self._guard("marketdata", self.feed.run())),
-                asyncio.create_task(self._guard("poll", self.poll_loop())),
-                asyncio.create_task(self._guard("config", self.watch_config())),
+                asyncio.create_task(self._guard("leases", self.leases.run()), name="leases"),
+                asyncio.create_task(self._guard("marketdata", self.feed.run()), name="marketdata"),
+                asyncio.create_task(self._guard("poll", self.poll_loop()), name="poll"),
+                asyncio.create_task(self._guard("config", self.watch_config()), name="config"),
             ]
+            if self.credentials is not None:
+                self.tasks.append(
+                    asyncio.create_task(
+                        self._guard("credentials", self.credentials.run()), name="credentials"
+                    )
+                )
             log.info("runtime started", extra={"pod": self.identity.pod, "shards": len(self.slots)})
             await self.stop_event.wait()
             return 0 if self.failed is None else 1
@@ -355,9 +374,13 @@ class RuntimeApp:
                 log.warning("lease release failed: %s", exc)
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        if self.tasks:
+            # bounded: a task that does not honour cancellation must not block the exit
+            _, pending = await asyncio.wait(self.tasks, timeout=5)
+            if pending:
+                log.warning(
+                    "tasks did not stop", extra={"tasks": sorted(t.get_name() for t in pending)}
+                )
         for slot in self.slots.values():
             if slot.starting is not None:
                 slot.starting.cancel()
@@ -371,8 +394,12 @@ class RuntimeApp:
             self.http.cleanup if self.http else None,
         ):
             if closer is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(closer(), 5)
+                try:
+                    await asyncio.wait_for(closer(), 3)
+                except Exception as exc:
+                    log.warning(
+                        "close failed", extra={"closer": closer.__qualname__, "error": repr(exc)}
+                    )
         log.info("runtime stopped")
 
     # -- leases -------------------------------------------------------------------------
@@ -493,6 +520,14 @@ class RuntimeApp:
                 out.append("market data stale: " + ",".join(stale))
         if self.pending_rollout:
             out.append("waiting for rollout: " + ",".join(sorted(self.pending_rollout)))
+        if slot.engine is not None:
+            out.extend(slot.engine.problems[k] for k in sorted(slot.engine.problems))
+        out.extend(
+            self.unknown_symbols.get(s, "") for s in slot.symbols if s in self.unknown_symbols
+        )
+        credentials = self.credentials.problem() if self.credentials is not None else None
+        if credentials:
+            out.append(credentials)
         return out
 
     def heartbeat(self, shard: int, epoch: int) -> str | None:
@@ -540,6 +575,7 @@ class RuntimeApp:
                 and self.delete_request is None
                 and self.feed is not None
                 and not self.feed.stale(bar.symbol)
+                and (self.credentials is None or self.credentials.usable)  # fail closed
             )
             if not tradeable or engine is None:
                 slot.strategy.warmup([bar])
@@ -548,8 +584,8 @@ class RuntimeApp:
                 return
             try:
                 await engine.on_bar(bar)
-            except StaleEpochError:
-                log.error("fenced: a newer epoch owns the shard", extra={"shard": slot.index})
+            except StaleEpochError as exc:
+                _log_fenced(slot.index, exc)
             except Exception:
                 log.exception("bar handling failed", extra={"shard": slot.index})
 
@@ -567,8 +603,9 @@ class RuntimeApp:
                         if engine.orders:
                             await engine.resolve_unknown()
                         await engine.poll_orders()
-                except StaleEpochError:
+                except StaleEpochError as exc:
                     engine.stopped = True
+                    _log_fenced(slot.index, exc)
                 except Exception as exc:
                     log.warning("order poll failed", extra={"shard": slot.index, "error": str(exc)})
                 if self.delete_request is not None and slot.ack != self.delete_request.id:
@@ -705,6 +742,13 @@ class RuntimeApp:
         finally:
             engine.set_trading_state("Halted")
         return all(engine.book.position(s).is_flat for s in engine.symbols) and not engine.orders
+
+
+def _log_fenced(shard: int, exc: StaleEpochError) -> None:
+    log.error(
+        "fenced: a newer epoch owns the shard, journal write refused, shard stopped",
+        extra={"shard": shard, "epoch": exc.fence.epoch, "current_epoch": exc.current},
+    )
 
 
 async def _retry(what: str, call: Any, attempts: int = 30) -> Any:

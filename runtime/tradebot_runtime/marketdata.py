@@ -262,6 +262,11 @@ class MarketFeed:
             await self._ingest_rows(feed, rows)
 
     def _touch(self, feed: SymbolFeed, price: Decimal | None) -> None:
+        if price is not None and (not price.is_finite() or price <= 0):
+            # invalid data neither refreshes the feed (it goes stale) nor marks positions
+            metrics.MARKET_DATA_INVALID.labels(feed.symbol).inc()
+            log.warning("invalid market data", extra={"symbol": feed.symbol, "price": str(price)})
+            return
         feed.last_update_ms = self.clock()
         if price is not None and self.on_price is not None:
             self.on_price(feed.symbol, price)
@@ -288,16 +293,29 @@ class MarketFeed:
             for bar in bars:
                 await self._emit(feed, bar)
 
+    def _valid_row(self, feed: SymbolFeed, row: Sequence[Any]) -> bool:
+        """An invalid candle (Bar refuses it) is counted, logged and skipped: it neither
+        refreshes the feed nor reaches the strategy."""
+        try:
+            row_to_bar(feed.symbol, self.timeframe.label, row)
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            metrics.MARKET_DATA_INVALID.labels(feed.symbol).inc()
+            log.warning("invalid market data", extra={"symbol": feed.symbol, "error": str(exc)})
+            return False
+        return True
+
     async def _ingest_rows(self, feed: SymbolFeed, rows: Sequence[Sequence[Any]]) -> None:
         async with self._locks[feed.symbol]:
             if not rows:
                 self._touch(feed, None)
                 return
+            valid = [r for r in rows if self._valid_row(feed, r)]
             newest = max(rows, key=lambda r: int(r[0]))
-            self._touch(feed, to_decimal(newest[4]))
+            if any(r is newest for r in valid):
+                self._touch(feed, to_decimal(newest[4]))
             closed = [
                 row_to_bar(feed.symbol, self.timeframe.label, r)
-                for r in closed_rows(rows, self.clock(), self.timeframe)
+                for r in closed_rows(valid, self.clock(), self.timeframe)
             ]
             closed = [
                 b for b in closed if feed.last_emitted_ts is None or b.ts > feed.last_emitted_ts

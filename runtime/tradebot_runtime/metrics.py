@@ -58,3 +58,18 @@ MARKET_DATA_STALE = Gauge(
 JOURNAL_FENCED = Counter(
     "tradebot_journal_fenced_total", "Journal writes refused for a stale epoch.", ["shard"]
 )
+ORDER_REJECTIONS = Counter(
+    "trading_order_rejections_total",
+    "Orders the exchange refused, by ccxt error class (InsufficientFunds, InvalidOrder, ...).",
+    ["symbol", "reason"],
+)
+MARKET_DATA_INVALID = Counter(
+    "tradebot_market_data_invalid_total",
+    "Candles dropped as invalid (non-positive or non-finite prices, high below low).",
+    ["symbol"],
+)
+CONFIG_ERRORS = Counter(
+    "tradebot_config_errors_total",
+    "Problems in the runtime configuration found at run time (e.g. unknown symbols).",
+    ["kind"],
+)

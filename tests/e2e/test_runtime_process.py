@@ -16,13 +16,16 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fixtures.cluster import Cluster
 from fixtures.objects import account, apply, bot, eventually, get, strategy
@@ -31,6 +34,8 @@ from fixtures.procs import free_port, stop, wait_until
 from fixtures.servers import Postgres, Redis
 from tradebot_operator.api.heartbeat import heartbeat_from_annotations
 from tradebot_operator.api.runtime_config import CONFIG_KEY, CREDENTIALS_DIR, RuntimeConfig
+from tradebot_runtime.order_ids import ClientOrderIds
+from tradebot_runtime.orders import WORKING_STATES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -81,6 +86,7 @@ class Runtime:
     def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
         self.name = name
         self.log = log
+        self.metrics_url = f"http://127.0.0.1:{env['TRADEBOT_METRICS_PORT']}/metrics"
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tradebot_runtime"],
@@ -89,6 +95,17 @@ class Runtime:
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
+
+    def metric(self, name: str, **labels: str) -> float | None:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
+            text = resp.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return None
 
 
 def _lease(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
@@ -109,16 +126,29 @@ async def _journal_fills(dsn: str, bot_id: str) -> list[asyncpg.Record]:
         await conn.close()
 
 
-def test_runtime_processes_trade_fail_over_halt_and_delete(
-    crds_installed: Cluster,
-    operator_process: OperatorProcess,
+@dataclass
+class BotSetup:
+    """One bot on the simulator account, rendered by the real operator: what a runtime
+    pod would see (env, ConfigMap file, credential files)."""
+
+    cluster: Cluster
+    ns: str
+    leases: list[str]
+    env: Callable[[str], dict[str, str]]
+
+    @property
+    def bot_id(self) -> str:
+        return f"{self.ns}/rtbot"
+
+
+def _setup_bot(
+    cluster: Cluster,
+    ns: str,
+    sim_url: str,
     postgres: Postgres,
     redis_server: Redis,
-    sim_url: str,
     tmp_path: Path,
-) -> None:
-    cluster = crds_installed
-    ns = cluster.namespace("rt")
+) -> BotSetup:
     cluster.kubectl("create", "secret", "generic", "sim-keys", "-n", ns,
                     f"--from-literal=key={API_KEY}", f"--from-literal=secret={SECRET}")  # fmt: skip
     apply(
@@ -177,12 +207,18 @@ def test_runtime_processes_trade_fail_over_halt_and_delete(
             "TRADEBOT_REDIS_URL": redis_server.url,
         }
 
-    runtimes = {p: Runtime(p, env(p), tmp_path / f"{p}.log") for p in ("rt-a", "rt-b")}
+    return BotSetup(cluster, ns, leases, env)
+
+
+@contextmanager
+def _runtimes(setup: BotSetup, tmp_path: Path, *pods: str) -> Iterator[dict[str, Runtime]]:
+    runtimes = {p: Runtime(p, setup.env(p), tmp_path / f"{p}.log") for p in pods}
     try:
-        _scenario(cluster, ns, sim_url, leases, runtimes, postgres, f"{ns}/rtbot")
+        yield runtimes
     finally:
         for rt in runtimes.values():
             if rt.proc.poll() is None:
+                rt.proc.send_signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
                 rt.proc.send_signal(signal.SIGTERM)
         for rt in runtimes.values():
             try:
@@ -191,6 +227,21 @@ def test_runtime_processes_trade_fail_over_halt_and_delete(
                 rt.proc.kill()
                 rt.proc.wait()
         print({rt.name: rt.proc.returncode for rt in runtimes.values()})
+
+
+def test_runtime_processes_trade_fail_over_halt_and_delete(
+    crds_installed: Cluster,
+    operator_process: OperatorProcess,
+    postgres: Postgres,
+    redis_server: Redis,
+    sim_url: str,
+    tmp_path: Path,
+) -> None:
+    cluster = crds_installed
+    ns = cluster.namespace("rt")
+    setup = _setup_bot(cluster, ns, sim_url, postgres, redis_server, tmp_path)
+    with _runtimes(setup, tmp_path, "rt-a", "rt-b") as runtimes:
+        _scenario(cluster, ns, sim_url, setup.leases, runtimes, postgres, setup.bot_id)
 
 
 def _scenario(
@@ -290,3 +341,164 @@ def _scenario(
     survivor = runtimes[standby]
     survivor.proc.send_signal(signal.SIGTERM)
     assert survivor.proc.wait(timeout=15) == 0, survivor.tail()
+
+
+# -- fencing: a paused leader that wakes up after a takeover ------------------------------
+
+_WAITING_ON_ORDERS = """
+SELECT count(*) FROM pg_locks
+WHERE NOT granted AND relation = 'orders'::regclass AND mode = 'RowExclusiveLock'
+"""
+
+
+def _epochs_at_sim(sim_url: str, ids: ClientOrderIds) -> dict[int, int]:
+    """Orders the simulator received, per epoch decoded from the client order id."""
+    out: dict[int, int] = {}
+    for order in ledger(sim_url)["orders"]:
+        cid = order["clientOrderId"]
+        if ids.owns(cid):
+            epoch = ids.parse(cid).epoch
+            out[epoch] = out.get(epoch, 0) + 1
+    return out
+
+
+def test_paused_leader_is_fenced_after_takeover(
+    crds_installed: Cluster,
+    operator_process: OperatorProcess,
+    postgres: Postgres,
+    redis_server: Redis,
+    sim_url: str,
+    tmp_path: Path,
+) -> None:
+    """SIGSTOP the leader while its intent INSERT is in flight, past its Lease; the standby
+    takes over at a new epoch; SIGCONT: the old leader's journal write is refused
+    (StaleEpochError, counted), it sends nothing, and positions still match.
+
+    The in-flight write is made deterministic with a table lock held by the test
+    (LOCK orders IN EXCLUSIVE MODE): the leader passes its is_leader() check, its fenced
+    INSERT waits on the lock, the test pauses the process, waits for the takeover (the
+    new epoch is written to shard_epochs, which the lock does not cover), then releases
+    the lock and resumes the process."""
+    cluster = crds_installed
+    ns = cluster.namespace("rtfence")
+    setup = _setup_bot(cluster, ns, sim_url, postgres, redis_server, tmp_path)
+    ids = ClientOrderIds("binance", setup.bot_id, "sim")
+    with _runtimes(setup, tmp_path, "rt-a", "rt-b") as runtimes:
+        eventually(lambda: len(ledger(sim_url)["orders"]) >= 1, 60, "first order at sim")
+        asyncio.run(_fencing(setup, sim_url, postgres, runtimes, ids))
+
+
+async def _shard_epoch(conn: asyncpg.Connection, bot_id: str) -> tuple[int, str]:
+    row = await conn.fetchrow(
+        "SELECT epoch, holder FROM shard_epochs WHERE bot = $1 AND shard = 0", bot_id
+    )
+    assert row is not None
+    return int(row["epoch"]), str(row["holder"])
+
+
+async def _until(check: Callable[[], Any], within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = await check()
+        if value:
+            return value
+        await asyncio.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+async def _fencing(
+    setup: BotSetup,
+    sim_url: str,
+    postgres: Postgres,
+    runtimes: dict[str, Runtime],
+    ids: ClientOrderIds,
+) -> None:
+    conn = await asyncpg.connect(postgres.dsn)
+    try:
+        old_epoch, leader = await _shard_epoch(conn, setup.bot_id)
+        assert leader in runtimes
+        standby = next(n for n in runtimes if n != leader)
+        old = runtimes[leader]
+        assert old.metric("tradebot_journal_fenced_total", shard="0") in (None, 0.0)
+
+        # 1. hold the orders table until the leader's next intent INSERT waits on it. A
+        # blocked write on `orders` is that INSERT when the shard has no working order
+        # (otherwise it could be the ack UPDATE of an order already sent: try again).
+        for _attempt in range(5):
+            tx = conn.transaction()
+            await tx.start()
+            await conn.execute("LOCK TABLE orders IN EXCLUSIVE MODE")
+
+            async def waiting() -> bool:
+                return bool(await conn.fetchval(_WAITING_ON_ORDERS))
+
+            try:
+                await _until(waiting, 90, "the leader's next journal write to wait on the lock")
+            except BaseException:
+                await tx.rollback()
+                raise
+            working = await conn.fetchval(
+                "SELECT count(*) FROM orders WHERE bot = $1 AND state = ANY($2::text[])",
+                setup.bot_id, [s.value for s in WORKING_STATES],
+            )  # fmt: skip
+            if working == 0:
+                break
+            await tx.rollback()
+            await asyncio.sleep(0.5)
+        else:
+            pytest.fail("never caught an intent INSERT in flight")
+        sent_before = _epochs_at_sim(sim_url, ids).get(old_epoch, 0)
+        journal_before = await conn.fetchval(
+            "SELECT count(*) FROM orders WHERE bot = $1 AND epoch = $2", setup.bot_id, old_epoch
+        )
+        assert sent_before == journal_before  # every journaled intent of the epoch was sent
+
+        # 2. pause the leader past its Lease; the standby takes over at a new epoch
+        old.proc.send_signal(signal.SIGSTOP)
+        paused_at = time.monotonic()
+
+        async def taken_over() -> tuple[int, str] | None:
+            epoch, holder = await _shard_epoch(conn, setup.bot_id)
+            return (epoch, holder) if epoch > old_epoch and holder == standby else None
+
+        new_epoch, _ = await _until(taken_over, 20, "standby takes the shard at a new epoch")
+        print(f"fencing: standby took epoch {new_epoch} {time.monotonic() - paused_at:.1f}s "
+              f"after SIGSTOP (old epoch {old_epoch})")  # fmt: skip
+
+        # 3. release the lock: the paused leader's INSERT runs now and matches no fence row
+        await tx.commit()
+        await asyncio.sleep(0.5)
+        old.proc.send_signal(signal.SIGCONT)
+
+        async def fenced() -> float | None:
+            value = old.metric("tradebot_journal_fenced_total", shard="0")
+            return value if value else None
+
+        assert await _until(fenced, 15, "StaleEpochError counted by the old leader") >= 1
+        assert "journal write refused" in old.tail()
+        assert old.proc.poll() is None, "the fenced runtime crashed:\n" + old.tail()
+
+        # 4. the new leader trades; the old epoch placed nothing after the pause
+        async def new_orders() -> bool:
+            return _epochs_at_sim(sim_url, ids).get(new_epoch, 0) >= 1
+
+        await _until(new_orders, 30, "orders of the new epoch at the simulator")
+        await asyncio.sleep(2)
+        assert _epochs_at_sim(sim_url, ids).get(old_epoch, 0) == sent_before
+        journal_after = await conn.fetchval(
+            "SELECT count(*) FROM orders WHERE bot = $1 AND epoch = $2", setup.bot_id, old_epoch
+        )
+        assert journal_after == journal_before, "a stale intent reached the journal"
+        assert ledger(sim_url)["duplicates"] == []
+        assert old.metric("tradebot_leader", shard="0") == 0.0
+
+        # 5. positions still match: journal fills == simulator fills
+        async def fills_match() -> bool:
+            book = ledger(sim_url)
+            rows = await conn.fetch("SELECT * FROM fills WHERE bot = $1", setup.bot_id)
+            sim_net = Decimal(book["positions"].get("BTCUSDT", {}).get("net_qty", "0"))
+            return len(rows) == len(book["trades"]) and _sell_fills_signed(rows) == sim_net
+
+        await _until(fills_match, 15, "journal fills == simulator fills")
+    finally:
+        await conn.close()

@@ -161,6 +161,10 @@ class ExchangeClient:
     async def load_markets(self) -> None:
         await self.read("load_markets", lambda: self.exchange.load_markets())
 
+    def has_symbol(self, symbol: str) -> bool:
+        """Whether the exchange lists ``symbol`` (markets must be loaded)."""
+        return symbol in (self.exchange.markets or {})
+
     def market_rules(self, symbol: str) -> MarketRules:
         return MarketRules.from_ccxt_market(
             self.exchange.market(symbol), tick_size_mode=self.tick_size_mode

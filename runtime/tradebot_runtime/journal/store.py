@@ -27,6 +27,7 @@ from typing import Any
 
 import asyncpg
 
+from tradebot_runtime import metrics
 from tradebot_runtime.domain import Fill, OrderIntent, OrderType, Side
 from tradebot_runtime.journal.migrations import migrate
 from tradebot_runtime.orders import WORKING_STATES, OrderRecord, OrderState
@@ -41,6 +42,8 @@ class StaleEpochError(JournalError):
     must stop writing (and sending) at once."""
 
     def __init__(self, fence: Fence, current: int | None) -> None:
+        # every refusal is counted once, where it is raised (tradebot_journal_fenced_total)
+        metrics.JOURNAL_FENCED.labels(str(fence.shard)).inc()
         super().__init__(
             f"shard {fence.bot}/{fence.account}/{fence.shard}: epoch {fence.epoch} is stale "
             f"(current {current})"

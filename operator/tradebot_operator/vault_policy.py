@@ -1,0 +1,126 @@
+"""Pure builders of what Vault/OpenBao must hold for one TradingBot: a policy that reads
+exactly the KV v2 secrets of the bot's accounts and a Kubernetes-auth role bound to the
+bot's runtime ServiceAccount. No I/O here (tradebot_operator.vault applies them).
+
+The policy grants ``read`` on ``<mount>/data/<path>`` (the values) and on
+``<mount>/metadata/<path>`` (versions only, no values: the runtime polls it to notice a
+rotated key) of each account, and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from tradebot_operator.api.exchange_account import ExchangeAccount
+from tradebot_operator.api.names import runtime_service_account_name, vault_role_name
+from tradebot_operator.api.trading_bot import TradingBot
+from tradebot_operator.builders.runtime_config import credential_files
+from tradebot_operator.settings import OperatorSettings
+
+
+@dataclass(frozen=True)
+class SecretPath:
+    mount: str
+    path: str
+
+    @property
+    def data(self) -> str:
+        return f"{self.mount}/data/{self.path}"
+
+    @property
+    def metadata(self) -> str:
+        return f"{self.mount}/metadata/{self.path}"
+
+
+@dataclass(frozen=True)
+class BotGrant:
+    """Policy and role of one bot; ``secrets`` empty means the bot needs none (remove)."""
+
+    namespace: str
+    bot: str
+    name: str
+    """Name of both the policy and the Kubernetes-auth role."""
+    service_account: str
+    secrets: tuple[SecretPath, ...]
+    audience: str | None
+    token_ttl: str
+    token_max_ttl: str
+
+    @property
+    def policy(self) -> str:
+        return policy_hcl(self.secrets)
+
+    def role(self) -> dict[str, Any]:
+        """Keyword arguments of hvac's ``auth.kubernetes.create_role`` (without mount)."""
+        role: dict[str, Any] = {
+            "name": self.name,
+            "bound_service_account_names": [self.service_account],
+            "bound_service_account_namespaces": [self.namespace],
+            "policies": [self.name],
+            "ttl": self.token_ttl,
+            "max_ttl": self.token_max_ttl,
+        }
+        if self.audience is not None:
+            role["audience"] = self.audience
+        return role
+
+
+def _quoted(text: str) -> str:
+    # json.dumps gives a double-quoted string with escapes HCL accepts; the API's path
+    # pattern already forbids quotes and spaces.
+    return json.dumps(text)
+
+
+def policy_hcl(secrets: tuple[SecretPath, ...]) -> str:
+    """``read`` on exactly the data and metadata paths of ``secrets``; sorted, stable."""
+    stanzas = []
+    for secret in sorted(set(secrets), key=lambda s: (s.mount, s.path)):
+        for path in (secret.data, secret.metadata):
+            stanzas.append(f'path {_quoted(path)} {{\n  capabilities = ["read"]\n}}\n')
+    return "# managed by tradebot-operator; edits are overwritten\n" + "\n".join(stanzas)
+
+
+def vault_secrets(accounts: Mapping[str, ExchangeAccount]) -> tuple[SecretPath, ...]:
+    """KV v2 secrets of the accounts that take their credentials from Vault."""
+    found: set[SecretPath] = set()
+    for account in accounts.values():
+        credentials = account.spec.credentials
+        if credentials is not None and credentials.vault is not None:
+            found.add(SecretPath(credentials.vault.mount, credentials.vault.path))
+    return tuple(sorted(found, key=lambda s: (s.mount, s.path)))
+
+
+def bot_grant(
+    bot: TradingBot, accounts: Mapping[str, ExchangeAccount], settings: OperatorSettings
+) -> BotGrant:
+    """What Vault must hold for ``bot``: only its own accounts' secrets.
+
+    With the agent injector the agent logs in with the pod's default ServiceAccount token
+    (audience: the API server), so the role binds no audience; otherwise the runtime's
+    projected token carries ``settings.vault_audience`` and the role requires it.
+    """
+    namespace = bot.metadata.namespace or ""
+    name = bot.metadata.name
+    audience = None if settings.credentials_delivery == "injector" else settings.vault_audience
+    used = {n: a for n, a in accounts.items() if n in {e.account for e in bot.spec.exchanges}}
+    return BotGrant(
+        namespace=namespace,
+        bot=name,
+        name=vault_role_name(namespace, name),
+        service_account=runtime_service_account_name(name),
+        secrets=vault_secrets(used),
+        audience=audience,
+        token_ttl=settings.vault_role_token_ttl,
+        token_max_ttl=settings.vault_role_token_max_ttl,
+    )
+
+
+def mapped_keys(account: ExchangeAccount) -> list[str]:
+    """Keys the account's Vault secret must hold (apiKey, secret, optional ones)."""
+    credentials = account.spec.credentials
+    if credentials is None or credentials.vault is None:
+        return []
+    return sorted(set(credential_files(credentials.vault.keys).values()))

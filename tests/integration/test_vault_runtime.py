@@ -1,0 +1,116 @@
+"""The runtime's CredentialsProvider against real OpenBao and real TokenReview: token
+renewal and re-login past the max TTL, key rotation without restart (the ccxt instance's
+keys are swapped), and an OpenBao outage: cached keys until the token expires, then fail
+closed (keys removed, usable False, heartbeat message, metric 0).
+
+The policy and role come from the operator's own code (VaultAdmin + bot_grant) with a
+short TTL; OpenBao is function-scoped because the test kills it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import time
+from pathlib import Path
+
+import ccxt
+import pytest
+from prometheus_client import REGISTRY
+
+from devenv import openbao as devenv_openbao
+from fixtures.cluster import Cluster
+from tradebot_operator.api.names import runtime_service_account_name, vault_role_name
+from tradebot_operator.api.runtime_config import CredentialsConfig, VaultCredentials
+from tradebot_operator.settings import OperatorSettings
+from tradebot_operator.vault import VaultAdmin
+from tradebot_operator.vault_policy import BotGrant, SecretPath
+from tradebot_runtime.credentials import CredentialsProvider, apply_to_exchange
+
+pytestmark = pytest.mark.integration
+
+TTL_S = 6
+
+
+def _metric(name: str) -> float:
+    value = REGISTRY.get_sample_value(name)
+    return float(value if value is not None else -1)
+
+
+def test_rotation_renewal_and_outage_fail_closed(cluster: Cluster, tmp_path: Path) -> None:
+    ns = cluster.namespace("vrt")
+    sa = runtime_service_account_name("bot")
+    cluster.kubectl("create", "serviceaccount", sa, "-n", ns)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(tempfile.mkdtemp(prefix="tradebot-openbao-fn-"))
+        vault = stack.enter_context(devenv_openbao.running(workdir, root_token="fn-root"))
+        devenv_openbao.configure_kubernetes_auth(vault, cluster, ns)
+        path = f"tradebot/{ns}/bot"
+        devenv_openbao.put_secret(vault, path, {"apiKey": "key-1", "secret": "sec-1"})
+        token_file = tmp_path / "operator-token"
+        token_file.write_text(vault.root_token)
+        settings = OperatorSettings(
+            vault_address=vault.addr, vault_token_file=str(token_file),
+            vault_role_token_ttl=f"{TTL_S}s", vault_role_token_max_ttl=f"{2 * TTL_S}s",
+        )  # fmt: skip
+        role = vault_role_name(ns, "bot")
+        ttls = (settings.vault_role_token_ttl, settings.vault_role_token_max_ttl)
+        grant = BotGrant(ns, "bot", role, sa, (SecretPath("secret", path),), "vault", *ttls)
+        asyncio.run(VaultAdmin(settings).sync_bot(grant))
+
+        jwt = tmp_path / "token"
+        jwt.write_text(cluster.token(ns, sa, "vault", "10m"))
+        config = CredentialsConfig(source="vault", vault=VaultCredentials(
+            address=vault.addr, auth_mount="kubernetes", role=role, kv_mount="secret",
+            path=path, keys={"apiKey": "apiKey", "secret": "secret"}, token_path=str(jwt),
+        ))  # fmt: skip
+        provider = CredentialsProvider(config, poll_interval_s=0.3)
+        exchange = ccxt.binance({})
+        rotations = _metric("tradebot_credentials_rotations_total")
+
+        async def ticks(seconds: float) -> None:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                await provider.tick()
+                await asyncio.sleep(0.3)
+
+        async def scenario() -> None:
+            values = await provider.start()
+            apply_to_exchange(exchange, values)
+            provider.on_change(lambda v: apply_to_exchange(exchange, v))
+            assert exchange.apiKey == "key-1"
+            session = provider.session
+            assert session is not None and 0 < session.ttl <= TTL_S
+            first_token = session.client.token
+
+            # Rotation: a new KV version reaches the ccxt instance without a restart.
+            devenv_openbao.put_secret(vault, path, {"apiKey": "key-2", "secret": "sec-2"})
+            await ticks(1.5)
+            assert (exchange.apiKey, exchange.secret) == ("key-2", "sec-2")
+            assert _metric("tradebot_credentials_rotations_total") == rotations + 1
+
+            # Past TTL and max TTL: renewed, then a fresh login; still reading.
+            await ticks(2 * TTL_S + 2)
+            assert provider.usable and provider.problem() is None
+            assert session.client.token != first_token  # re-login after the max TTL
+            devenv_openbao.put_secret(vault, path, {"apiKey": "key-3", "secret": "sec-3"})
+            await ticks(1.5)
+            assert exchange.apiKey == "key-3"
+
+            # Outage: cached keys until the token expires, then fail closed.
+            stack.close()  # stops OpenBao
+            await provider.tick()
+            assert provider.usable and exchange.apiKey == "key-3"
+            assert "vault unreachable, using cached credentials" in (provider.problem() or "")
+            assert _metric("tradebot_credentials_usable") == 1
+            deadline = session.expires_at
+            await ticks(max(0.0, deadline - time.monotonic()) + 1.0)
+            assert not provider.usable
+            assert exchange.apiKey == "" and exchange.secret == ""
+            with pytest.raises(ccxt.AuthenticationError):
+                exchange.check_required_credentials()  # no private call leaves the pod
+            assert "credentials unusable, private calls stopped" in (provider.problem() or "")
+            assert _metric("tradebot_credentials_usable") == 0
+            assert provider.current() == {}
+
+        asyncio.run(scenario())
