@@ -12,6 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLUSTER_NAME="${TRADEBOT_CLUSTER_NAME:-tradebot}"
 NODE_COUNT="${TRADEBOT_NODES:-3}"
+NODE_PODS="${TRADEBOT_NODE_PODS:-110}"  # pod capacity per fake node (benchmarks need more)
 KUBECONFIG_PATH="$TRADEBOT_STATE/kubeconfig"
 export KWOK_WORKDIR="$TRADEBOT_STATE/kwok"
 export KWOK_KUBE_VERSION="$KUBE_VERSION" KWOK_RUNTIME=binary
@@ -47,8 +48,8 @@ metadata:
 spec:
   taints: []
 status:
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+  allocatable: {cpu: "32", memory: 256Gi, pods: "$NODE_PODS"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "$NODE_PODS"}
   nodeInfo:
     architecture: amd64
     operatingSystem: linux

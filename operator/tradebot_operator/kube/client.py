@@ -34,6 +34,8 @@ class KubeClient:
             config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         except config.ConfigException:
             await config.load_kube_config(config_file=kubeconfig, client_configuration=cfg)
+        # The client's pool defaults to 5 connections per CPU; let the semaphore be the bound.
+        cfg.connection_pool_maxsize = max_concurrency
         return cls(client.ApiClient(configuration=cfg), max_concurrency)
 
     async def close(self) -> None:
