@@ -50,6 +50,7 @@ from tradebot_runtime.risk import RiskEngine, RiskLimits
 from tradebot_runtime.status import ShardView, build_heartbeat, diff_config
 from tradebot_runtime.strategies import create_strategy
 from tradebot_runtime.strategies.base import Strategy
+from tradebot_runtime.tracing import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("tradebot.app")
 
@@ -198,6 +199,15 @@ class RuntimeApp:
 
     async def setup(self) -> None:
         config = self.config
+        setup_tracing(  # only with an OTLP endpoint in the environment; else a no-op
+            "tradebot-runtime",
+            {
+                "tradebot.bot": config.bot,
+                "tradebot.account": config.account,
+                "k8s.namespace.name": self.identity.namespace,
+                "k8s.pod.name": self.identity.pod,
+            },
+        )
         for shard in config.shards:
             strategy = create_strategy(config.strategy, shard.symbols)
             slot = ShardSlot(shard.index, shard.lease_name, list(shard.symbols), strategy)
@@ -400,6 +410,7 @@ class RuntimeApp:
                     log.warning(
                         "close failed", extra={"closer": closer.__qualname__, "error": repr(exc)}
                     )
+        await asyncio.to_thread(shutdown_tracing)  # flushes the batch (blocking HTTP)
         log.info("runtime stopped")
 
     # -- leases -------------------------------------------------------------------------

@@ -11,6 +11,10 @@ Invariants (money):
   resolved by a lookup of its client id (``resolve_unknown``), also during reconciliation.
 * Fills are deduplicated by the journal (account, symbol, trade id) and by the
   PositionBook, so replays after a failover cannot double-count.
+
+Tracing (tracing.py): one ``tick`` span per bar, children ``decision`` (the strategy),
+``risk`` (per intent) and ``order`` (journal + send) with its child ``ack`` (the exchange's
+answer). Attributes are built only when the span is recording (a provider is installed).
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
+
 from tradebot_operator.api.types import TradingState
-from tradebot_runtime import metrics
+from tradebot_runtime import metrics, tracing
 from tradebot_runtime.domain import Bar, CancelIntent, Fill, OrderIntent
-from tradebot_runtime.exchange.client import ExchangeClient, OrderReport, SendStatus
+from tradebot_runtime.exchange.client import ExchangeClient, OrderReport, SendResult, SendStatus
 from tradebot_runtime.journal import Fence, Journal, StaleEpochError
 from tradebot_runtime.orders import LookupResult, OrderRecord, OrderState, UpdateOutcome
 from tradebot_runtime.positions import PnlTracker, PositionBook
@@ -81,6 +88,8 @@ class ShardEngine:
     problems: dict[str, str] = field(default_factory=dict)
     """Current bad-input problems (key -> message) for logs and the heartbeat."""
     _seqs: Iterator[int] = field(default_factory=lambda: iter(()))
+    tracer: Tracer = field(default_factory=tracing.get_tracer)
+    """Global (no-op unless ``setup_tracing`` installed a provider); tests inject one."""
 
     @property
     def shard(self) -> int:
@@ -244,16 +253,25 @@ class ShardEngine:
         self.last_price[bar.symbol] = bar.close
         if not self.reconciled or self.stopped:
             return []
-        actions = self.strategy.on_bar(bar, self.context(bar.symbol, now_ms()))
-        placed: list[OrderRecord] = []
-        for action in actions:
-            if isinstance(action, CancelIntent):
-                await self.cancel(action.client_order_id)
-            else:
-                record = await self.submit(action)
-                if record is not None:
-                    placed.append(record)
-        return placed
+        with self.tracer.start_as_current_span("tick") as tick:
+            if tick.is_recording():
+                tick.set_attributes(
+                    {"symbol": bar.symbol, "shard": self.shard, "epoch": self.fence.epoch,
+                     "timeframe": bar.timeframe, "bar.ts": bar.ts}
+                )  # fmt: skip
+            with self.tracer.start_as_current_span("decision") as decision:
+                actions = self.strategy.on_bar(bar, self.context(bar.symbol, now_ms()))
+                if decision.is_recording():
+                    decision.set_attribute("intents", len(actions))
+            placed: list[OrderRecord] = []
+            for action in actions:
+                if isinstance(action, CancelIntent):
+                    await self.cancel(action.client_order_id)
+                else:
+                    record = await self.submit(action)
+                    if record is not None:
+                        placed.append(record)
+            return placed
 
     def _snapshot(self) -> tuple[Decimal, Decimal]:
         total = self.book.total_pnl(self.last_price)
@@ -291,11 +309,29 @@ class ShardEngine:
             (r.as_open_order() for r in self.orders.values()),
             self.last_price.get(symbol), daily_pnl=daily, drawdown_pct=drawdown,
         )  # fmt: skip
-        decision = self.risk.check(intent, inputs, now_ms())
+        with self.tracer.start_as_current_span("risk") as risk_span:
+            decision = self.risk.check(intent, inputs, now_ms())
+            if risk_span.is_recording():
+                risk_span.set_attribute("accepted", decision.allowed)
+                risk_span.set_attribute("symbol", symbol)
+                if decision.rule is not None:
+                    risk_span.set_attribute("rule", decision.rule.value)
         if not decision.allowed:
             self.stats.risk_rejected += 1
             metrics.RISK_REJECTIONS.labels(str(decision.rule)).inc()
             return None
+        with self.tracer.start_as_current_span("order") as order_span:
+            if order_span.is_recording():
+                order_span.set_attributes(
+                    {"symbol": symbol, "side": intent.side.value, "amount": str(intent.amount),
+                     "type": intent.type.value, "shard": self.shard, "epoch": self.fence.epoch}
+                )  # fmt: skip
+            return await self._place(intent, started)
+
+    async def _place(self, intent: OrderIntent, started: float) -> OrderRecord | None:
+        """journal (fenced, intent first) -> send -> apply the answer; inside the order span."""
+        symbol = intent.symbol
+        order_span = trace.get_current_span()
         try:
             seq = await self._next_seq()
             now = now_ms()
@@ -304,6 +340,8 @@ class ShardEngine:
                 intent=intent, shard=self.shard, epoch=self.fence.epoch, seq=seq, created_ms=now,
             )  # fmt: skip
             record.mark_sending(now)  # the row says "may have been sent" from the start
+            if order_span.is_recording():
+                order_span.set_attribute("client_order_id", record.client_order_id)
             if not self.is_leader():
                 return None
             await self.journal.insert_intent(self.fence, record)
@@ -315,7 +353,32 @@ class ShardEngine:
         if not self.is_leader():
             # journaled but not sent: SENDING is resolved by lookup like any other
             return record
-        result = await self.client.create_order(record)
+        with self.tracer.start_as_current_span("ack") as ack:
+            result = await self.client.create_order(record)
+            self._apply_send_result(record, result)
+            if ack.is_recording():
+                ack.set_attribute("state", record.state.value)
+                ack.set_attribute("send_status", result.status.value)
+                if record.exchange_order_id is not None:
+                    ack.set_attribute("exchange_order_id", record.exchange_order_id)
+                if result.status is SendStatus.REJECTED:
+                    ack.set_attribute("reason", result.reason)
+        await self.journal.update_order(self.fence, record)
+        if record.state is OrderState.REJECTED:
+            await self._load_tags()  # a refused order does not count for the schedule
+        if record.state.is_terminal:
+            self.orders.pop(record.client_order_id, None)
+        metrics.ORDER_LATENCY.labels(str(self.shard)).observe(time.perf_counter() - started)
+        log.info(
+            "order",
+            extra={"client_order_id": record.client_order_id, "state": record.state.value,
+                   "symbol": symbol, "side": intent.side.value, "amount": str(intent.amount)},
+        )  # fmt: skip
+        return record
+
+    def _apply_send_result(self, record: OrderRecord, result: SendResult) -> None:
+        intent = record.intent
+        symbol = intent.symbol
         now = now_ms()
         labels = (str(self.shard), symbol, intent.side.value)
         if result.status is SendStatus.ACKED and result.report is not None:
@@ -343,18 +406,6 @@ class ShardEngine:
             record.mark_unknown(now)
             self.stats.unknown += 1
             metrics.ORDERS.labels(*labels, "unknown").inc()
-        await self.journal.update_order(self.fence, record)
-        if record.state is OrderState.REJECTED:
-            await self._load_tags()  # a refused order does not count for the schedule
-        if record.state.is_terminal:
-            self.orders.pop(record.client_order_id, None)
-        metrics.ORDER_LATENCY.labels(str(self.shard)).observe(time.perf_counter() - started)
-        log.info(
-            "order",
-            extra={"client_order_id": record.client_order_id, "state": record.state.value,
-                   "symbol": symbol, "side": intent.side.value, "amount": str(intent.amount)},
-        )  # fmt: skip
-        return record
 
     async def cancel(self, client_order_id: str) -> None:
         record = self.orders.get(client_order_id)
