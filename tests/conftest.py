@@ -3,6 +3,7 @@
 pytest_plugins = [
     "fixtures.cluster",
     "fixtures.servers",
+    "fixtures.journal",
     "fixtures.simulator",
     "fixtures.crds",
     "fixtures.operator",

@@ -15,7 +15,6 @@ import pytest
 from prometheus_client import REGISTRY
 
 from exchange_sim.testing import RunningSimulator
-from fixtures.servers import Postgres
 from tradebot_runtime.domain import Action, Bar, Fill, OrderIntent, OrderType, Side, Trade
 from tradebot_runtime.engine import ShardEngine
 from tradebot_runtime.exchange.client import ExchangeClient
@@ -46,15 +45,6 @@ class AlwaysBuy:
 
     def on_fill(self, fill: Fill, ctx: StrategyContext) -> list[Action]:
         return []
-
-
-@pytest.fixture
-async def journal(postgres: Postgres) -> AsyncIterator[Journal]:
-    j = await Journal.connect(postgres.dsn)
-    try:
-        yield j
-    finally:
-        await j.close()
 
 
 @pytest.fixture

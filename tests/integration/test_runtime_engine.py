@@ -5,7 +5,6 @@ duplicates, fills booked once, a stale epoch never reaches the exchange."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -13,8 +12,7 @@ import ccxt.async_support as ccxt_async
 import pytest
 
 from exchange_sim.testing import RunningSimulator
-from fixtures.servers import Postgres
-from tradebot_runtime.domain import Action, Bar, Fill, OrderIntent, OrderType, Side, Trade
+from tradebot_runtime.domain import Action, Bar, OrderIntent, OrderType, Side
 from tradebot_runtime.engine import ShardEngine
 from tradebot_runtime.exchange.client import ExchangeClient
 from tradebot_runtime.exchange.endpoint import endpoint_overrides
@@ -23,34 +21,17 @@ from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import OrderState
 from tradebot_runtime.positions import PnlTracker
 from tradebot_runtime.risk import RiskEngine, RiskLimits
-from tradebot_runtime.strategies.base import StrategyContext
+from tradebot_runtime.strategies.base import BaseStrategy, StrategyContext
 
 pytestmark = pytest.mark.integration
 SYMBOL = "BTC/USDT"
 
 
-class Idle:
+class Idle(BaseStrategy):
     """A strategy that never acts (the tests submit intents themselves)."""
-
-    def warmup(self, bars: Sequence[Bar]) -> None: ...
 
     def on_bar(self, bar: Bar, ctx: StrategyContext) -> list[Action]:
         return []
-
-    def on_tick(self, tick: Trade, ctx: StrategyContext) -> list[Action]:
-        return []
-
-    def on_fill(self, fill: Fill, ctx: StrategyContext) -> list[Action]:
-        return []
-
-
-@pytest.fixture
-async def journal(postgres: Postgres) -> AsyncIterator[Journal]:
-    j = await Journal.connect(postgres.dsn)
-    try:
-        yield j
-    finally:
-        await j.close()
 
 
 async def _engine(
@@ -65,7 +46,7 @@ async def _engine(
     engine = ShardEngine(
         journal=journal,
         client=client,
-        strategy=Idle(),
+        strategy=Idle(None, [SYMBOL]),
         risk=RiskEngine(RiskLimits(max_order_notional=Decimal(100000))),
         fence=Fence(bot, "acct", 0, epoch),
         symbols=[SYMBOL],

@@ -5,7 +5,7 @@ the engine (the global provider is never touched)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
 import ccxt.async_support as ccxt_async
@@ -15,9 +15,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from exchange_sim.testing import RunningSimulator
-from fixtures.servers import Postgres
 from tradebot_runtime import tracing
-from tradebot_runtime.domain import Action, Bar, Fill, OrderIntent, OrderType, Side, Trade
+from tradebot_runtime.domain import Action, Bar, OrderIntent, OrderType, Side
 from tradebot_runtime.engine import ShardEngine
 from tradebot_runtime.exchange.client import ExchangeClient
 from tradebot_runtime.exchange.endpoint import endpoint_overrides
@@ -26,37 +25,20 @@ from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import OrderState
 from tradebot_runtime.positions import PnlTracker
 from tradebot_runtime.risk import RiskEngine, RiskLimits, RiskRule
-from tradebot_runtime.strategies.base import StrategyContext
+from tradebot_runtime.strategies.base import BaseStrategy, StrategyContext
 
 pytestmark = pytest.mark.integration
 SYMBOL = "BTC/USDT"
 
 
-class TwoIntents:
+class TwoIntents(BaseStrategy):
     """On every bar: one small market buy (passes risk), one far over the notional cap."""
-
-    def warmup(self, bars: Sequence[Bar]) -> None: ...
 
     def on_bar(self, bar: Bar, ctx: StrategyContext) -> list[Action]:
         return [
             OrderIntent(SYMBOL, Side.BUY, OrderType.MARKET, Decimal("0.001")),
             OrderIntent(SYMBOL, Side.BUY, OrderType.MARKET, Decimal("50")),
         ]
-
-    def on_tick(self, tick: Trade, ctx: StrategyContext) -> list[Action]:
-        return []
-
-    def on_fill(self, fill: Fill, ctx: StrategyContext) -> list[Action]:
-        return []
-
-
-@pytest.fixture
-async def journal(postgres: Postgres) -> AsyncIterator[Journal]:
-    j = await Journal.connect(postgres.dsn)
-    try:
-        yield j
-    finally:
-        await j.close()
 
 
 def _one(spans: Sequence[ReadableSpan], name: str) -> ReadableSpan:
@@ -91,7 +73,7 @@ async def test_spans_tick_decision_risk_order_ack(
         engine = ShardEngine(
             journal=journal,
             client=client,
-            strategy=TwoIntents(),
+            strategy=TwoIntents(None, [SYMBOL]),
             risk=RiskEngine(RiskLimits(max_order_notional=Decimal(100000))),
             fence=Fence(bot, "acct", 0, 3),
             symbols=[SYMBOL],

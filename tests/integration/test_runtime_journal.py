@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import asyncpg
@@ -25,15 +24,6 @@ from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import OrderRecord, OrderState
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def journal(postgres: Postgres) -> AsyncIterator[Journal]:
-    j = await Journal.connect(postgres.dsn)
-    try:
-        yield j
-    finally:
-        await j.close()
 
 
 def _bot() -> str:
