@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help demo setup binaries cluster-up cluster-down cluster-status test test-unit test-integration lint crds verify-crds clean clean-cache
+.PHONY: help demo setup binaries cluster-up cluster-down cluster-status test test-unit test-integration lint crds verify-crds clean clean-cache bench chaos
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ test-unit: ## fast tests without any server
 
 test-integration: setup ## tests against the real control plane, PostgreSQL, Redis, Vault
 	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+bench: setup ## every benchmark (tens of minutes; BENCH_ONLY="risk hotpath" for a subset); figures go to tests/bench/RESULTS.md
+	@hack/bench.sh
+
+chaos: setup ## the long chaos suite (100 leader kills, fault storms, dependency outages); CI runs the short variant
+	TRADEBOT_CHAOS=long $(PY) -m pytest tests/chaos $(PYTEST_ARGS)
 
 clean: cluster-down ## remove local state (.state/)
 	rm -rf .state

@@ -9,4 +9,5 @@ pytest_plugins = [
     "fixtures.operator",
     "fixtures.podrunner",
     "fixtures.devenv",
+    "fixtures.runtimes",
 ]

@@ -10,223 +10,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from fixtures.cluster import Cluster
-from fixtures.objects import account, apply, bot, eventually, get, strategy
+from fixtures.objects import eventually, get
 from fixtures.operator import OperatorProcess
-from fixtures.procs import free_port, stop, wait_until
+from fixtures.runtimes import (
+    SIM_ACCOUNT,
+    BotSetup,
+    Runtime,
+    http_json,
+    journal_fills,
+    lease,
+    ledger,
+    net_fill_qty,
+    run_runtimes,
+    setup_bot,
+)
 from fixtures.servers import Postgres, Redis
 from tradebot_operator.api.heartbeat import heartbeat_from_annotations
-from tradebot_operator.api.runtime_config import CONFIG_KEY, CREDENTIALS_DIR, RuntimeConfig
 from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import WORKING_STATES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-API_KEY = "E2EruntimeKey0001"
-SECRET = "E2EruntimeSecret0001"  # simulator keys (test data), mounted as files, never env
-SIM_ACCOUNT = "e2e"
-SYMBOL = "BTC/USDT"
-
-
-def _http(url: str, method: str = "GET", body: Any = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        return json.loads(resp.read())
-
-
-@pytest.fixture
-def sim_url(tmp_path: Path) -> Iterator[str]:
-    accounts = tmp_path / "accounts.json"
-    accounts.write_text(json.dumps([{
-        "name": SIM_ACCOUNT, "api_key": API_KEY, "secret": SECRET,
-        "balances": {"USDT": "100000", "BTC": "0"},
-    }]))  # fmt: skip
-    port = free_port()
-    log = tmp_path / "sim.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "exchange_sim", "--port", str(port), "--accounts",
-             str(accounts), "--tick-interval", "0.1", "--step-seconds", "30",
-             "--stream-interval-ms", "200", "--history-minutes", "30"],
-            stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: _http(url + "/api/v3/ping") == {}, 30, "simulator", log)
-        yield url
-    finally:
-        stop(proc)
-
-
-def ledger(url: str) -> dict[str, Any]:
-    result: dict[str, Any] = _http(f"{url}/admin/ledger/{SIM_ACCOUNT}")
-    return result
-
-
-class Runtime:
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
-        self.name = name
-        self.log = log
-        self.metrics_url = f"http://127.0.0.1:{env['TRADEBOT_METRICS_PORT']}/metrics"
-        with log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tradebot_runtime"],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def metric(self, name: str, **labels: str) -> float | None:
-        with urllib.request.urlopen(self.metrics_url, timeout=5) as resp:
-            text = resp.read().decode()
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(
-                    sample.labels.get(k) == v for k, v in labels.items()
-                ):
-                    return float(sample.value)
-        return None
-
-
-def _lease(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
-    obj = get(cluster, ns, "lease", name)
-    assert obj is not None
-    return obj
-
-
-def _sell_fills_signed(rows: list[asyncpg.Record]) -> Decimal:
-    return sum((r["amount"] if r["side"] == "buy" else -r["amount"] for r in rows), Decimal(0))
-
-
-async def _journal_fills(dsn: str, bot_id: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return list(await conn.fetch("SELECT * FROM fills WHERE bot = $1", bot_id))
-    finally:
-        await conn.close()
-
-
-@dataclass
-class BotSetup:
-    """One bot on the simulator account, rendered by the real operator: what a runtime
-    pod would see (env, ConfigMap file, credential files)."""
-
-    cluster: Cluster
-    ns: str
-    leases: list[str]
-    env: Callable[[str], dict[str, str]]
-
-    @property
-    def bot_id(self) -> str:
-        return f"{self.ns}/rtbot"
-
-
-def _setup_bot(
-    cluster: Cluster,
-    ns: str,
-    sim_url: str,
-    postgres: Postgres,
-    redis_server: Redis,
-    tmp_path: Path,
-) -> BotSetup:
-    cluster.kubectl("create", "secret", "generic", "sim-keys", "-n", ns,
-                    f"--from-literal=key={API_KEY}", f"--from-literal=secret={SECRET}")  # fmt: skip
-    apply(
-        cluster, ns,
-        account("sim", endpoint=sim_url, credentials={
-            "secretRef": {"name": "sim-keys", "keys": {"apiKey": "key", "secret": "secret"}}}),
-        strategy("fast", fastPeriod=1, slowPeriod=2, orderSize="20") | {
-            "spec": {"type": "sma-crossover", "timeframe": "1s",
-                     "parameters": {"fastPeriod": 1, "slowPeriod": 2, "orderSize": "20"}}},
-        bot("rtbot", strategy_name="fast", onDelete="cancelOrders",
-            exchanges=[{"account": "sim", "symbols": [SYMBOL],
-                        "allocation": {"quote": "USDT", "amount": "1000"}}],
-            risk={"maxPositionNotional": "500", "maxOrderNotional": "50",
-                  "maxDailyLoss": "100", "maxOrdersPerMinute": 120}),
-    )  # fmt: skip
-
-    def configmap() -> dict[str, Any] | None:
-        out = cluster.kubectl("get", "configmaps", "-n", ns, "-o", "json")
-        for item in json.loads(out.stdout)["items"]:
-            if CONFIG_KEY in (item.get("data") or {}):
-                return dict(item)
-        return None
-
-    cm = eventually(configmap, 60, "runtime ConfigMap")
-    config = RuntimeConfig.loads(cm["data"][CONFIG_KEY])
-    assert config.credentials.source == "file" and config.mode == "paper"
-    leases = [s.lease_name for s in config.shards]
-    eventually(lambda: all(get(cluster, ns, "lease", n) for n in leases), 30, "leases")
-
-    # the files a pod would see: the ConfigMap volume and the Secret volume
-    root = tmp_path / "rootfs"
-    creds = root / CREDENTIALS_DIR.lstrip("/")
-    creds.mkdir(parents=True)
-    (creds / "apiKey").write_text(API_KEY)
-    (creds / "secret").write_text(SECRET)
-    config_file = tmp_path / CONFIG_KEY
-    config_file.write_text(cm["data"][CONFIG_KEY])
-
-    def env(pod: str) -> dict[str, str]:
-        return {
-            "PATH": os.environ.get("PATH", ""),
-            "KUBECONFIG": cluster.kubeconfig,
-            "PODRUNNER_ROOT": str(root),
-            "TRADEBOT_NAMESPACE": ns,
-            "TRADEBOT_POD_NAME": pod,
-            "TRADEBOT_POD_UID": pod,
-            "TRADEBOT_NODE_NAME": "local",
-            "TRADEBOT_BOT": "rtbot",
-            "TRADEBOT_ACCOUNT": "sim",
-            "TRADEBOT_CONFIGMAP": cm["metadata"]["name"],
-            "TRADEBOT_CONFIG_PATH": str(config_file),
-            "TRADEBOT_LEASES": ",".join(leases),
-            "TRADEBOT_METRICS_PORT": str(free_port()),
-            # the operator under test runs without journal/redis settings
-            "TRADEBOT_JOURNAL_DSN": postgres.dsn,
-            "TRADEBOT_REDIS_URL": redis_server.url,
-        }
-
-    return BotSetup(cluster, ns, leases, env)
-
-
-@contextmanager
-def _runtimes(setup: BotSetup, tmp_path: Path, *pods: str) -> Iterator[dict[str, Runtime]]:
-    runtimes = {p: Runtime(p, setup.env(p), tmp_path / f"{p}.log") for p in pods}
-    try:
-        yield runtimes
-    finally:
-        for rt in runtimes.values():
-            if rt.proc.poll() is None:
-                rt.proc.send_signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
-                rt.proc.send_signal(signal.SIGTERM)
-        for rt in runtimes.values():
-            try:
-                rt.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                rt.proc.kill()
-                rt.proc.wait()
-        print({rt.name: rt.proc.returncode for rt in runtimes.values()})
 
 
 def test_runtime_processes_trade_fail_over_halt_and_delete(
@@ -239,8 +53,8 @@ def test_runtime_processes_trade_fail_over_halt_and_delete(
 ) -> None:
     cluster = crds_installed
     ns = cluster.namespace("rt")
-    setup = _setup_bot(cluster, ns, sim_url, postgres, redis_server, tmp_path)
-    with _runtimes(setup, tmp_path, "rt-a", "rt-b") as runtimes:
+    setup = setup_bot(cluster, ns, sim_url, postgres, redis_server, tmp_path)
+    with run_runtimes(setup, tmp_path, "rt-a", "rt-b") as runtimes:
         _scenario(cluster, ns, sim_url, setup.leases, runtimes, postgres, setup.bot_id)
 
 
@@ -254,7 +68,7 @@ def _scenario(
     bot_id: str,
 ) -> None:
     def holder() -> str | None:
-        spec = _lease(cluster, ns, leases[0]).get("spec") or {}
+        spec = lease(cluster, ns, leases[0]).get("spec") or {}
         value = spec.get("holderIdentity")
         return str(value) if value else None
 
@@ -308,9 +122,9 @@ def _scenario(
 
     def fills_match() -> bool:
         book = ledger(sim_url)
-        rows = asyncio.run(_journal_fills(postgres.dsn, bot_id))
+        rows = asyncio.run(journal_fills(postgres.dsn, bot_id))
         sim_net = Decimal(book["positions"].get("BTCUSDT", {}).get("net_qty", "0"))
-        return len(rows) == len(book["trades"]) and _sell_fills_signed(rows) == sim_net
+        return len(rows) == len(book["trades"]) and net_fill_qty(rows) == sim_net
 
     eventually(fills_match, 15, "journal fills == simulator fills")
 
@@ -321,7 +135,7 @@ def _scenario(
 
     def halted() -> bool:
         hb = heartbeat_from_annotations(
-            (_lease(cluster, ns, leases[0]).get("metadata") or {}).get("annotations")
+            (lease(cluster, ns, leases[0]).get("metadata") or {}).get("annotations")
         )
         return hb is not None and hb.state == "Halted"
 
@@ -333,7 +147,7 @@ def _scenario(
 
     # 6. delete with onDelete cancelOrders: the runtime acknowledges, nothing stays open
     cluster.kubectl("delete", "tradingbot", "rtbot", "-n", ns, "--timeout=60s")
-    summary = _http(f"{sim_url}/admin/ledger")
+    summary = http_json(f"{sim_url}/admin/ledger")
     assert summary["accounts"][SIM_ACCOUNT]["open_orders"] == 0
     assert ledger(sim_url)["duplicates"] == []
 
@@ -381,9 +195,9 @@ def test_paused_leader_is_fenced_after_takeover(
     the lock and resumes the process."""
     cluster = crds_installed
     ns = cluster.namespace("rtfence")
-    setup = _setup_bot(cluster, ns, sim_url, postgres, redis_server, tmp_path)
+    setup = setup_bot(cluster, ns, sim_url, postgres, redis_server, tmp_path)
     ids = ClientOrderIds("binance", setup.bot_id, "sim")
-    with _runtimes(setup, tmp_path, "rt-a", "rt-b") as runtimes:
+    with run_runtimes(setup, tmp_path, "rt-a", "rt-b") as runtimes:
         eventually(lambda: len(ledger(sim_url)["orders"]) >= 1, 60, "first order at sim")
         asyncio.run(_fencing(setup, sim_url, postgres, runtimes, ids))
 
@@ -497,7 +311,7 @@ async def _fencing(
             book = ledger(sim_url)
             rows = await conn.fetch("SELECT * FROM fills WHERE bot = $1", setup.bot_id)
             sim_net = Decimal(book["positions"].get("BTCUSDT", {}).get("net_qty", "0"))
-            return len(rows) == len(book["trades"]) and _sell_fills_signed(rows) == sim_net
+            return len(rows) == len(book["trades"]) and net_fill_qty(rows) == sim_net
 
         await _until(fills_match, 15, "journal fills == simulator fills")
     finally:
