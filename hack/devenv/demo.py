@@ -5,8 +5,9 @@ Samples come from manifests/samples/ (paper-simulator.yaml, sandbox-vault.yaml) 
 hack/demo/*.yaml, with demo-only overlays: every ExchangeAccount's endpoint is the local
 simulator, the paper account gets simulator keys from a Kubernetes Secret (development
 only: the operator flags it with a Warning condition) so its orders reach the simulator,
-the sandbox account's keys are written into OpenBao, and every bot is placed on the pod
-runner's node.
+the sandbox account's keys are written into OpenBao (the operator then writes each bot's
+Vault policy and role with its own token), and every bot is placed on the pod runner's
+node.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import hvac
 import yaml
 
 from devenv import openbao
 from devenv.procs import REPO_ROOT, DevenvError
 from devenv.progress import Progress
 from devenv.stack import STEPS, Stack, StackConfig, leftover_processes, running
-from tradebot_operator.api.names import runtime_service_account_name, vault_role_name
+from tradebot_operator.api.names import vault_role_name
 
 NAMESPACE = "trading"
 SAMPLES = REPO_ROOT / "manifests" / "samples"
@@ -92,11 +94,11 @@ def demo_objects(stack: Stack) -> list[dict[str, Any]]:
 
 def setup_vault(stack: Stack, objects: list[dict[str, Any]]) -> list[str]:
     """Write the sandbox simulator account's keys where each vault-backed ExchangeAccount
-    expects them and give every bot that uses it a read-only role (the operator's design
-    has it do this per bot; this version does not yet, so the demo does)."""
+    expects them (what an installation's secret owner does once). The per-bot policy and
+    Kubernetes-auth role are the operator's job: it writes them with its own token."""
     sandbox = stack.simulator.account(VAULT_SIM_ACCOUNT)
     values = {"apiKey": sandbox.api_key, "secret": sandbox.secret}
-    vault_accounts: dict[str, dict[str, Any]] = {}
+    written = []
     for doc in objects:
         vault = (doc.get("spec", {}).get("credentials") or {}).get("vault")
         if doc["kind"] == "ExchangeAccount" and vault:
@@ -105,23 +107,25 @@ def setup_vault(stack: Stack, objects: list[dict[str, Any]]) -> list[str]:
             openbao.put_secret(
                 stack.vault, vault["path"], {keys[c]: values[c] for c in values}, mount=mount
             )
-            vault_accounts[doc["metadata"]["name"]] = {"path": vault["path"], "mount": mount}
-    roles = []
-    for doc in objects:
-        if doc["kind"] != "TradingBot":
+            written.append(f"{mount}/{vault['path']} (keys {', '.join(sorted(keys.values()))})")
+    return written
+
+
+def operator_grants(stack: Stack) -> list[str]:
+    """The policies and Kubernetes-auth roles the operator wrote for the demo's bots."""
+    admin = stack.vault.admin()
+    grants = []
+    for doc in bots(stack):
+        name = vault_role_name(NAMESPACE, doc["metadata"]["name"])
+        try:
+            role = admin.auth.kubernetes.read_role(name, mount_point="kubernetes")
+            rules = admin.sys.read_policy(name=name)["data"]["rules"]
+        except hvac.exceptions.InvalidPath:
             continue
-        bot = doc["metadata"]["name"]
-        for exchange in doc["spec"].get("exchanges", []):
-            account = vault_accounts.get(exchange["account"])
-            if account is None:
-                continue
-            role = vault_role_name(NAMESPACE, bot)
-            openbao.grant_read(
-                stack.vault, role=role, service_account=runtime_service_account_name(bot),
-                namespace=NAMESPACE, secret_path=account["path"], kv_mount=account["mount"],
-            )  # fmt: skip
-            roles.append(f"{role} -> {account['mount']}/{account['path']}")
-    return roles
+        paths = re.findall(r'path "([^"]+/data/[^"]+)"', str(rules))
+        sa = ",".join(role.get("bound_service_account_names") or [])
+        grants.append(f"{name}: ServiceAccount {NAMESPACE}/{sa} may read {', '.join(paths)}")
+    return grants
 
 
 def bots(stack: Stack) -> list[dict[str, Any]]:
@@ -167,11 +171,11 @@ def is_trading(stack: Stack) -> bool:
 _PORTS = re.compile(r"pod (?P<ref>\S+): volumes ready, ports (?P<ports>.*?), logs in")
 
 
-def metrics_urls(stack: Stack) -> dict[str, str]:
+def metrics_urls(stack: Stack, namespace: str = NAMESPACE) -> dict[str, str]:
     """Running pod -> base URL of its metrics port (the runner maps containerPorts to
     free local ports and logs the mapping)."""
-    pods = {f"{NAMESPACE}/{pod['metadata']['name']}"
-            for pod in stack.kube.get("pods", "-n", NAMESPACE)["items"]
+    pods = {f"{namespace}/{pod['metadata']['name']}"
+            for pod in stack.kube.get("pods", "-n", namespace)["items"]
             if pod.get("status", {}).get("phase") == "Running"}  # fmt: skip
     urls = {}
     for match in _PORTS.finditer(stack.runner.log.read_text(errors="replace")):
@@ -210,6 +214,7 @@ def guide(stack: Stack) -> str:
     )
     leader = "kubectl get tb paper-btc-eth -o jsonpath='{.status.summary.leader}'"
     halt = """'{"spec":{"tradingState":"Halted"}}'"""
+    rsi_policy = vault_role_name(NAMESPACE, "testnet-rsi")
     return f"""
 Everything is running. In another terminal:
 
@@ -231,9 +236,11 @@ Watch PnL and the market:
     curl -s $SIM/admin/prices; curl -s $SIM/admin/ledger/paper
 Read metrics (each pod's port 9090 is mapped to a local port):
 {metrics}
-Vault: the sandbox bot (testnet-rsi) logs in to OpenBao with its ServiceAccount token
-    and reads secret/tradebot/binance-testnet:  {stack.vault.addr} (root token
-    {stack.vault.root_token})
+Vault: the operator (its own token: policy tradebot-operator only) wrote a policy and a
+    Kubernetes-auth role per bot; the sandbox bot (testnet-rsi) logs in to OpenBao with
+    its ServiceAccount token and reads secret/tradebot/binance-testnet:
+    {stack.vault.addr} (root token {stack.vault.root_token})
+    curl -s -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/sys/policy/{rsi_policy}
 
 Logs:
     runtime pods  {logs}/<namespace>_<pod>_<uid>/runtime/<restart>.log
@@ -347,8 +354,8 @@ def _demo(stack: Stack, p: Progress, args: argparse.Namespace) -> int:
     with p.step(f"Sample bots in namespace {NAMESPACE!r} (+ their keys in OpenBao)"):
         stack.kube.ensure_namespace(NAMESPACE, {"pod-security.kubernetes.io/enforce": "restricted"})
         objects = demo_objects(stack)
-        for role in setup_vault(stack, objects):
-            p.detail(f"OpenBao role {role}")
+        for secret in setup_vault(stack, objects):
+            p.detail(f"OpenBao secret {secret}")
         stack.kube.apply(objects)
         for doc in objects:
             p.detail(f"{doc['kind']}/{doc['metadata']['name']}")
@@ -356,6 +363,8 @@ def _demo(stack: Stack, p: Progress, args: argparse.Namespace) -> int:
         traded = _wait_for_trading(stack, p, args.trade_timeout)
         for line in trading_report(stack).items():
             p.detail(" ".join(line))
+        for grant in operator_grants(stack):
+            p.detail(f"OpenBao policy+role written by the operator: {grant}")
         if not traded:
             p.say("the bots are not all trading yet; the demo stays up so you can look "
                   f"(runtime logs in {stack.runner.logs_dir})")  # fmt: skip

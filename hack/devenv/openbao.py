@@ -1,11 +1,13 @@
-"""OpenBao (Vault API) dev server, and the setup a bot with vault credentials needs:
-the kubernetes auth method checking tokens against our API server, a KV v2 secret, and a
-policy + role bound to the bot's ServiceAccount."""
+"""OpenBao (Vault API) dev server, and the Vault side of an installation: the kubernetes
+auth method checking tokens against our API server, KV v2 secrets, and the operator's own
+least-privilege token (the operator then writes a policy + role per bot itself)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import ssl
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ import hvac
 
 from devenv.kube import Kube
 from devenv.procs import hack_bin, http_ok, pick_port, spawn, stop, wait_until
+from tradebot_operator.vault_policy import OPERATOR_POLICY_NAME, operator_policy_hcl
 
 REVIEWER_SA = "vault-token-reviewer"
 REVIEWER_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
@@ -26,29 +29,46 @@ class VaultServer:
 
     addr: str
     root_token: str
+    ca_cert: str | None = None
+    """With TLS: the file holding the CA that signed the listener's certificate."""
 
     def admin(self) -> hvac.Client:
-        return hvac.Client(url=self.addr, token=self.root_token)
+        return hvac.Client(url=self.addr, token=self.root_token, verify=self.ca_cert or True)
+
+
+def _healthy(addr: str, ca_cert: str | None) -> bool:
+    if ca_cert is None:
+        return http_ok(f"{addr}/v1/sys/health")
+    with urllib.request.urlopen(
+        f"{addr}/v1/sys/health", timeout=1, context=ssl.create_default_context(cafile=ca_cert)
+    ) as resp:
+        return 200 <= int(resp.status) < 300
 
 
 @contextmanager
 def running(
-    workdir: Path, port: int | None = None, root_token: str = "tradebot-dev-root"
-) -> Iterator[VaultServer]:
-    """``bao server -dev``: in-memory, unsealed, KV v2 at secret/, on loopback."""
+    workdir: Path, port: int | None = None, root_token: str = "tradebot-dev-root",
+    tls: bool = False,
+) -> Iterator[VaultServer]:  # fmt: skip
+    """``bao server -dev``: in-memory, unsealed, KV v2 at secret/, on loopback. ``tls``:
+    an https listener with a CA and certificate OpenBao generates (``-dev-tls``) into
+    ``workdir/tls``; ``VaultServer.ca_cert`` is the CA file."""
     binary = hack_bin("bao")
     workdir.mkdir(parents=True, exist_ok=True)
     port = pick_port(port, "OpenBao", "--openbao-port")
     log = workdir / "openbao.log"
-    proc = spawn(
-        [str(binary), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}",
-         f"-dev-root-token-id={root_token}", "-dev-no-store-token"],
-        log=log, env={**os.environ, "HOME": str(workdir)},
-    )  # fmt: skip
-    addr = f"http://127.0.0.1:{port}"
+    cmd = [str(binary), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}",
+           f"-dev-root-token-id={root_token}", "-dev-no-store-token"]  # fmt: skip
+    ca_cert = None
+    if tls:
+        (workdir / "tls").mkdir(exist_ok=True)
+        cmd += ["-dev-tls", f"-dev-tls-cert-dir={workdir / 'tls'}"]
+        ca_cert = str(workdir / "tls" / "vault-ca.pem")
+    proc = spawn(cmd, log=log, env={**os.environ, "HOME": str(workdir)})
+    addr = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     try:
-        wait_until(lambda: http_ok(f"{addr}/v1/sys/health"), 30, "OpenBao dev server", log, proc)
-        yield VaultServer(addr=addr, root_token=root_token)
+        wait_until(lambda: _healthy(addr, ca_cert), 30, "OpenBao dev server", log, proc)
+        yield VaultServer(addr=addr, root_token=root_token, ca_cert=ca_cert)
     finally:
         stop(proc)
         shutil.rmtree(workdir / ".bao-token", ignore_errors=True)
@@ -96,30 +116,24 @@ def put_secret(
     )
 
 
-def grant_read(
-    vault: VaultServer,
-    *,
-    role: str,
-    service_account: str,
-    namespace: str,
-    secret_path: str,
-    kv_mount: str = "secret",
-    auth_mount: str = "kubernetes",
-    audience: str = "vault",
-) -> None:
-    """Policy ``role`` reading exactly one KV v2 secret, and a kubernetes-auth role of the
-    same name bound to one ServiceAccount (what the operator's design gives every bot)."""
+def operator_token(
+    vault: VaultServer, token_file: Path, auth_mount: str = "kubernetes", ttl: str = "768h"
+) -> Path:
+    """The operator's own Vault login, as an installation gives it (chart value
+    vault.operatorAuth.tokenSecret): the policy the README documents (exact HCL from
+    tradebot_operator.vault_policy.operator_policy_hcl) and a token holding only that
+    policy, written to ``token_file`` (mode 0600) for TRADEBOT_VAULT_TOKEN_FILE. With it
+    the operator writes every bot's policy and Kubernetes-auth role itself."""
     admin = vault.admin()
     admin.sys.create_or_update_policy(
-        name=role,
-        policy=f'path "{kv_mount}/data/{secret_path}" {{ capabilities = ["read"] }}',
+        name=OPERATOR_POLICY_NAME, policy=operator_policy_hcl(auth_mount)
     )
-    admin.auth.kubernetes.create_role(
-        name=role,
-        bound_service_account_names=[service_account],
-        bound_service_account_namespaces=[namespace],
-        policies=[role],
-        audience=audience,
-        ttl="1h",
-        mount_point=auth_mount,
-    )
+    created = admin.auth.token.create(
+        policies=[OPERATOR_POLICY_NAME], no_default_policy=True, ttl=ttl,
+        display_name="tradebot-operator",
+    )  # fmt: skip
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.touch(mode=0o600)
+    token_file.chmod(0o600)
+    token_file.write_text(created["auth"]["client_token"])
+    return token_file

@@ -19,6 +19,7 @@ from devenv import cluster, openbao, operator, podrunner, postgres, redis, simul
 from devenv.kube import Kube
 from devenv.procs import REPO_ROOT
 from devenv.progress import Progress, Quiet
+from tradebot_operator.vault_policy import OPERATOR_POLICY_NAME
 
 SYSTEM_NAMESPACE = "tradebot-system"
 STEPS = 7
@@ -109,7 +110,9 @@ def running(config: StackConfig, progress: Progress | None = None) -> Iterator[S
         with p.step("OpenBao dev server (Vault API) + kubernetes auth against the API server"):
             vault = es.enter_context(openbao.running(state / "openbao", config.openbao_port))
             openbao.configure_kubernetes_auth(vault, kube, SYSTEM_NAMESPACE)
+            operator_token = openbao.operator_token(vault, state / "openbao" / "operator-token")
             p.detail(f"{vault.addr} (root token {vault.root_token}); auth/kubernetes enabled")
+            p.detail(f"operator token (policy {OPERATOR_POLICY_NAME} only): {operator_token}")
         with p.step("Exchange simulator (fake Binance spot, prices moving)"):
             accounts = [
                 simulator.Account(name, secrets.token_hex(32), secrets.token_hex(32),
@@ -130,9 +133,10 @@ def running(config: StackConfig, progress: Progress | None = None) -> Iterator[S
             settings = operator.settings_env(
                 vault_address=vault.addr, journal_dsn=pg.dsn, redis_url=rd.url,
                 lease_duration_seconds=config.lease_duration_seconds,
+                extra={"TRADEBOT_VAULT_TOKEN_FILE": str(operator_token)},
             )  # fmt: skip
             op = es.enter_context(operator.running(kube, state / "operator.log", settings))
-            p.detail(f"log: {op.log}")
+            p.detail(f"log: {op.log}; manages Vault policies/roles with {operator_token}")
         yield Stack(config, kube, pg, rd, vault, sim, runner, op)
 
 

@@ -21,6 +21,7 @@ import platform
 from typing import Any
 
 from podrunner import NODE_LABEL, NODE_TAINT_KEY, timefmt
+from podrunner.holder import HOLDER_ANNOTATION, Holder, NodeHeld, judge, local_identity, refusal
 from podrunner.kube import JSON, MERGE_PATCH, Kube, is_status
 from podrunner.settings import Settings
 
@@ -100,6 +101,9 @@ class NodeAgent:
         self.settings = settings
         self.name = settings.node
         self._transition: dict[str, str] = {}
+        self.me = local_identity(settings.workdir)
+        self.lost = asyncio.Event()
+        """Set when another runner took the node Lease over: stop without touching the node."""
 
     @property
     def _lease_path(self) -> str:
@@ -109,8 +113,60 @@ class NodeAgent:
     def _node_path(self) -> str:
         return f"/api/v1/nodes/{self.name}"
 
+    async def _read_lease(self) -> JSON | None:
+        try:
+            return await self.kube.get(self._lease_path)
+        except Exception as exc:
+            if not is_status(exc, 404):
+                raise
+            return None
+
+    async def acquire(self) -> None:
+        """Take the node Lease unless another live runner holds it (NodeHeld). A Lease
+        that changes between our read and our write (409) is judged again."""
+        for _ in range(5):
+            lease = await self._read_lease()
+            verdict, why = judge(lease, self.me, self.name, timefmt.now())
+            if verdict == "held":
+                annotations = ((lease or {}).get("metadata") or {}).get("annotations") or {}
+                other = Holder.from_annotation(str(annotations.get(HOLDER_ANNOTATION, "")))
+                same_host = other is not None and other.host == self.me.host
+                raise NodeHeld(refusal(self.name, LEASE_NS, why, other if same_host else None))
+            if verdict == "stale":
+                log.warning("taking node %s over: %s", self.name, why)
+            version = (lease or {}).get("metadata", {}).get("resourceVersion")
+            try:
+                await self._hold_lease(resource_version=version, create=lease is None)
+                log.info("holding node Lease %s/%s as %s", LEASE_NS, self.name, self.me.identity)
+                return
+            except Exception as exc:
+                if not is_status(exc, 409):
+                    raise
+        raise NodeHeld(f"refusing to start: node Lease {LEASE_NS}/{self.name} keeps changing")
+
+    async def _renew(self, owner_uid: str | None = None, **hold: Any) -> bool:
+        """Renew the Lease only while it is ours (compare-and-swap on its resourceVersion);
+        False, with ``lost`` set, when another pod runner holds it now. A holder that is
+        not a pod runner (kwok, after we missed renewals) is displaced."""
+        lease = await self._read_lease()
+        verdict, why = judge(lease, self.me, self.name, timefmt.now())
+        if verdict in ("held", "stale"):
+            holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+            log.error(
+                "node Lease %s/%s is now held by %r (%s): another pod runner took the node "
+                "over; stopping our pods and leaving the node to it",
+                LEASE_NS, self.name, holder, why,
+            )  # fmt: skip
+            self.lost.set()
+            return False
+        if verdict == "free" and lease is not None:
+            log.warning("node Lease %s/%s: %s; taking it back", LEASE_NS, self.name, why)
+        version = (lease or {}).get("metadata", {}).get("resourceVersion")
+        await self._hold_lease(owner_uid, resource_version=version, create=lease is None, **hold)
+        return True
+
     async def register(self) -> None:
-        await self._hold_lease()  # first: kwok must see an unexpired holder other than itself
+        await self.acquire()  # first: kwok must see an unexpired holder other than itself
         try:
             node = await self.kube.get(self._node_path)
             manifest = node_manifest(self.name)
@@ -127,15 +183,39 @@ class NodeAgent:
             node = await self.kube.request("POST", "/api/v1/nodes", body=node_manifest(self.name))
             log.info("registered node %s", self.name)
         await self._patch_status(ready=True, reason="KubeletReady", message="pod runner is up")
-        await self._hold_lease(owner_uid=str(node["metadata"]["uid"]))
+        if not await self._renew(owner_uid=str(node["metadata"]["uid"])):
+            raise NodeHeld(f"lost node Lease {LEASE_NS}/{self.name} while registering")
 
-    async def _hold_lease(self, owner_uid: str | None = None, duration: int | None = None) -> None:
+    async def _hold_lease(
+        self,
+        owner_uid: str | None = None,
+        duration: int | None = None,
+        *,
+        resource_version: str | None = None,
+        create: bool = False,
+        parked: bool = False,
+    ) -> None:
+        """Write the Lease as ours; ``resource_version``: only if unchanged since read (409
+        otherwise); ``create``: POST only (409 when another runner was first)."""
         spec = {
-            "holderIdentity": self.name,
+            "holderIdentity": self.me.identity,
             "leaseDurationSeconds": duration or self.settings.lease_duration,
             "renewTime": timefmt.micro(),
         }
-        meta: dict[str, Any] = {"name": self.name, "namespace": LEASE_NS}
+        meta: dict[str, Any] = {
+            "name": self.name,
+            "namespace": LEASE_NS,
+            "annotations": {HOLDER_ANNOTATION: self.me.annotation(parked=parked)},
+        }
+        if resource_version:
+            meta["resourceVersion"] = resource_version
+        if create:
+            await self.kube.request(
+                "POST",
+                f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NS}/leases",
+                body={"metadata": meta, "spec": spec},
+            )
+            return
         if owner_uid:
             # Like kubelet: the Lease goes away with the Node.
             meta["ownerReferences"] = [
@@ -174,7 +254,8 @@ class NodeAgent:
         while True:
             await asyncio.sleep(self.settings.heartbeat_period)
             try:
-                await self._hold_lease()
+                if not await self._renew():
+                    return
                 await self._patch_status(
                     ready=True, reason="KubeletReady", message="pod runner is up"
                 )
@@ -184,7 +265,11 @@ class NodeAgent:
                 log.warning("node heartbeat failed (will retry): %s", exc)
 
     async def shutdown(self) -> None:
+        if self.lost.is_set():
+            return  # the node is another runner's now
         try:
+            if not await self._renew():
+                return  # taken over since our last heartbeat: not ours to delete or park
             if self.settings.on_exit == "delete":
                 await self.kube.request("DELETE", self._node_path)
                 log.info("deleted node %s (its pods will be garbage-collected)", self.name)
@@ -193,7 +278,7 @@ class NodeAgent:
                 await self._patch_status(
                     ready=False, reason="PodRunnerStopped", message="pod runner stopped"
                 )
-                await self._hold_lease(duration=PARKED_LEASE_SECONDS)
+                await self._hold_lease(duration=PARKED_LEASE_SECONDS, parked=True)
                 log.info("marked node %s NotReady", self.name)
         except Exception as exc:
             if not is_status(exc, 404):

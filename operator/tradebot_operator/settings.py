@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -57,7 +58,13 @@ class OperatorSettings(BaseModel):
     operator's ServiceAccount; logs in with the token at vault_operator_jwt_file."""
     vault_operator_jwt_file: str = "/var/run/secrets/kubernetes.io/serviceaccount/token"
     vault_ca_cert: str | None = None
-    """PEM CA bundle the operator verifies the Vault server with (https only)."""
+    """File with the PEM CA bundle the operator verifies the Vault server with (https)."""
+    vault_ca_pem: str | None = None
+    """The same bundle as text (public, no secret): from_env reads ``vault_ca_cert`` into
+    it at start, and the builders render it into every vault-credentialed runtime config
+    so the bot pods verify Vault with it too (pods cannot mount the operator's ConfigMap
+    from another namespace). A changed bundle reaches the pods at the operator's restart
+    and rolls them (it is part of the config hash)."""
     vault_role_token_ttl: str = Field(default="15m", pattern=r"^[0-9]+[smh]$")
     """TTL of the Vault tokens the bots' Kubernetes-auth roles issue (renewable)."""
     vault_role_token_max_ttl: str = Field(default="24h", pattern=r"^[0-9]+[smh]$")
@@ -89,4 +96,12 @@ class OperatorSettings(BaseModel):
                 continue
             annotation = str(field.annotation)
             values[name] = json.loads(raw) if annotation.startswith("dict") else raw
+        if values.get("vault_ca_cert") and not values.get("vault_ca_pem"):
+            try:
+                values["vault_ca_pem"] = Path(values["vault_ca_cert"]).read_text()
+            except OSError as exc:
+                raise ValueError(
+                    f"{ENV_PREFIX}VAULT_CA_CERT={values['vault_ca_cert']}: cannot read the "
+                    f"Vault CA bundle ({exc.strerror or exc})"
+                ) from None
         return cls.model_validate(values)

@@ -124,3 +124,24 @@ def mapped_keys(account: ExchangeAccount) -> list[str]:
     if credentials is None or credentials.vault is None:
         return []
     return sorted(set(credential_files(credentials.vault.keys).values()))
+
+
+OPERATOR_POLICY_NAME = "tradebot-operator"
+"""Name the README and the demo give the operator's own Vault policy."""
+
+
+def operator_policy_hcl(
+    auth_mount: str = "kubernetes", secret_paths: tuple[str, ...] = ("secret/data/tradebot/*",)
+) -> str:
+    """The policy the operator ITSELF needs (its token or its Kubernetes-auth role):
+    write and delete the per-bot policies (hvac: ``sys/policy/<name>``) and roles, both
+    named ``tradebot-*`` (tradebot_operator.api.names.vault_role_name), and read the KV v2
+    data of the accounts' secrets for the CredentialsReady check (key names only are kept).
+    ``secret_paths``: the ``<mount>/data/<path>`` globs your ExchangeAccounts use."""
+    manage = '["create", "read", "update", "delete"]'
+    lines = [
+        f'path "sys/policy/tradebot-*" {{ capabilities = {manage} }}',
+        f'path "auth/{auth_mount}/role/tradebot-*" {{ capabilities = {manage} }}',
+        *(f'path "{p}" {{ capabilities = ["read"] }}' for p in secret_paths),
+    ]
+    return "\n".join(lines) + "\n"

@@ -93,11 +93,29 @@ def vault_token_path(vault: VaultCredentials, environ: dict[str, str] | None = N
     return container_path(env.get(ENV_VAULT_TOKEN_PATH) or vault.token_path, environ)
 
 
+def vault_verify(vault: VaultCredentials) -> bool | str:
+    """``verify`` for hvac/requests: the config's CA bundle (``caCert``, rendered by the
+    operator from its Vault CA setting) written once to a file in the temp dir (the pod's
+    writable /tmp), or True (the system trust store) when there is none."""
+    if not vault.ca_cert:
+        return True
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(vault.ca_cert.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"tradebot-vault-ca-{digest}.pem"
+    if not path.is_file() or path.read_text() != vault.ca_cert:
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(vault.ca_cert)
+        partial.replace(path)
+    return str(path)
+
+
 def read_vault(vault: VaultCredentials, environ: dict[str, str] | None = None) -> dict[str, str]:
     import hvac
 
     jwt = vault_token_path(vault, environ).read_text().strip()
-    client = hvac.Client(url=vault.address)
+    client = hvac.Client(url=vault.address, verify=vault_verify(vault))
     client.auth.kubernetes.login(vault.role, jwt, mount_point=vault.auth_mount)
     secret: dict[str, Any] = client.secrets.kv.v2.read_secret_version(
         path=vault.path, mount_point=vault.kv_mount, raise_on_deleted_version=True
@@ -141,7 +159,9 @@ class VaultSession:
         self.vault = vault
         self.environ = environ
         self.clock = clock
-        self.client = hvac.Client(url=vault.address, timeout=VAULT_HTTP_TIMEOUT)
+        self.client = hvac.Client(
+            url=vault.address, timeout=VAULT_HTTP_TIMEOUT, verify=vault_verify(vault)
+        )
         self.ttl = 0.0
         self.renewed_at = 0.0
         self.expires_at = 0.0

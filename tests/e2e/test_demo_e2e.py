@@ -4,23 +4,41 @@ apply -> pods -> processes -> Leases held -> orders at the simulator -> status c
 filled -> delete the leader pod -> standby trading again (gap measured) -> 0 duplicates ->
 tradingState Halted stops orders live -> delete with onDelete cancelOrders leaves no open
 order and every child is garbage-collected. Runs on `e2e_stack` (tests/fixtures/devenv.py).
+
+Alongside, in the same run, a live bot on a sandbox account whose keys live only in
+OpenBao (the operator writes its policy and role with its own token; the pod logs in with
+its ServiceAccount token): the simulator account keyed with that canary receives its
+orders, and at the end the canary is searched for everywhere the system produced (pods,
+ConfigMaps, Secrets, custom resources with status, Leases, Events, operator, pod runner
+and container logs, /proc environ and cmdline of every runtime process, every pod's
+/metrics) and must appear nowhere.
 """
 
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from hvac.exceptions import InvalidPath
 
+from devenv import openbao
+from devenv.demo import metrics_urls
 from devenv.stack import Stack
+from tradebot_operator.api.names import vault_role_name
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
 ACCOUNT = "sim"
+VAULT_ACCOUNT = "vault-sim"
+VAULT_BOT = "vbot"
+VAULT_SIM_ACCOUNT = "sandbox"
+"""Simulator account whose keys are written only into OpenBao: the canary."""
 
 
 def eventually(check: Callable[[], T | None], timeout: float, what: str) -> T:
@@ -70,7 +88,21 @@ def objects(stack: Stack, ns: str, eth_price: Decimal) -> list[dict[str, Any]]:
          "spec": {**bot, "strategyRef": {"name": "grid"}, "replicas": 1,
                   "exchanges": [{"account": ACCOUNT, "symbols": ["ETH/USDT"],
                                  "allocation": {"quote": "USDT", "amount": "1000"}}]}},
+        {"apiVersion": "tradebot.io/v1alpha1", "kind": "ExchangeAccount",
+         "metadata": {"name": VAULT_ACCOUNT, "namespace": ns},
+         "spec": {"exchange": "binance", "marketType": "spot", "mode": "sandbox",
+                  "endpoint": stack.simulator.url,
+                  "credentials": {"vault": {"path": vault_path(ns)}}}},
+        {"apiVersion": "tradebot.io/v1alpha1", "kind": "TradingBot",
+         "metadata": {"name": VAULT_BOT, "namespace": ns},
+         "spec": {**bot, "mode": "live", "strategyRef": {"name": "sma"}, "replicas": 1,
+                  "exchanges": [{"account": VAULT_ACCOUNT, "symbols": ["BTC/USDT"],
+                                 "allocation": {"quote": "USDT", "amount": "1000"}}]}},
     ]  # fmt: skip
+
+
+def vault_path(ns: str) -> str:
+    return f"tradebot/e2e/{ns}"
 
 
 def sim_orders(stack: Stack, symbol: str) -> list[dict[str, Any]]:
@@ -88,9 +120,17 @@ def test_bots_trade_fail_over_halt_and_clean_up(e2e_stack: Stack) -> None:
     kube.ensure_namespace(ns, {"pod-security.kubernetes.io/enforce": "restricted"})
     stack.simulator.admin("ledger/reset", {})
     eth = Decimal(stack.simulator.admin("prices")["ETHUSDT"])
+    # The canary: the sandbox account's keys, written only into OpenBao (the simulator
+    # checks every signed request against them).
+    sandbox = stack.simulator.account(VAULT_SIM_ACCOUNT)
+    openbao.put_secret(stack.vault, vault_path(ns),
+                       {"apiKey": sandbox.api_key, "secret": sandbox.secret})  # fmt: skip
     kube.apply(objects(stack, ns, eth))
     try:
         run_scenario(stack, ns)
+        assert_vault_bot_traded_and_no_canary(stack, ns, {
+            "vault secret (canary)": sandbox.secret, "vault apiKey": sandbox.api_key,
+        })  # fmt: skip
     finally:
         kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
@@ -102,11 +142,11 @@ def run_scenario(stack: Stack, ns: str) -> None:
     def running_pods() -> list[dict[str, Any]] | None:
         pods = kube.get("pods", "-n", ns)["items"]
         ok = [p for p in pods if p["status"].get("phase") == "Running"]
-        return ok if len(ok) == 3 else None
+        return ok if len(ok) == 4 else None
 
-    pods = eventually(running_pods, 90, "3 runtime pods Running")
+    pods = eventually(running_pods, 90, "4 runtime pods Running (sma x2, grid, vbot)")
     assert {p["spec"]["nodeName"] for p in pods} == {stack.runner.node}
-    assert len(list(stack.runner.logs_dir.glob(f"{ns}_*/runtime/0.log"))) == 3
+    assert len(list(stack.runner.logs_dir.glob(f"{ns}_*/runtime/0.log"))) == 4
     sma_lease = "sma-sim-0"
     holder = eventually(
         lambda: lease(stack, ns, sma_lease)["spec"].get("holderIdentity"), 60, "sma Lease held"
@@ -180,3 +220,88 @@ def run_scenario(stack: Stack, ns: str) -> None:
         return not items
 
     eventually(children_gone, 60, "grid's children garbage-collected")
+
+
+def runtime_processes(stack: Stack) -> dict[int, dict[str, str]]:
+    """pid -> environ of every runtime process the stack's pod runner started."""
+    root = f"PODRUNNER_ROOT={stack.runner.workdir.resolve()}/"
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if b"tradebot_runtime" in cmdline and any(e.startswith(root) for e in environ):
+            found[int(entry.name)] = dict(e.partition("=")[::2] for e in environ if e)
+    return found
+
+
+def assert_vault_bot_traded_and_no_canary(stack: Stack, ns: str, canaries: dict[str, str]) -> None:
+    kube, started = stack.kube, time.monotonic()
+    # The product path: the operator (its own least-privilege token) wrote the bot's
+    # policy and role, checked the account, and the pod's login got the canary keys, which
+    # the simulator account keyed with them proves by accepting signed orders.
+    admin = stack.vault.admin()
+    role_name = vault_role_name(ns, VAULT_BOT)
+
+    def role() -> dict[str, Any] | None:
+        try:
+            return dict(admin.auth.kubernetes.read_role(role_name, mount_point="kubernetes"))
+        except InvalidPath:
+            return None
+
+    bound = eventually(role, 30, "the operator's Kubernetes-auth role for vbot")
+    assert bound["bound_service_account_namespaces"] == [ns]
+    conditions = kube.get("xa", VAULT_ACCOUNT, "-n", ns)["status"]["conditions"]
+    ready = next(c for c in conditions if c["type"] == "CredentialsReady")
+    assert (ready["status"], ready["reason"]) == ("True", "VaultKeysPresent"), ready
+    eventually(lambda: stack.simulator.ledger(VAULT_SIM_ACCOUNT)["orders"], 120,
+               "vbot's orders at the simulator account keyed with the canary")  # fmt: skip
+    assert stack.simulator.ledger(VAULT_SIM_ACCOUNT)["duplicates"] == []
+
+    # Everything the system produced during the run.
+    places: dict[str, str] = {}
+    for kinds in ("pods", "configmaps", "secrets", "events", "leases", "deployments",
+                  "replicasets", "tradingbots", "strategies", "exchangeaccounts"):  # fmt: skip
+        places[f"kubectl get {kinds} -A"] = kube.kubectl("get", kinds, "-A", "-o", "json").stdout
+    assert f'"name": "{VAULT_BOT}"' in places["kubectl get tradingbots -A"]  # scanned
+    places["operator log"] = stack.operator.log_text()
+    places["pod runner log"] = stack.runner.log_text()
+    container_logs = sorted(stack.runner.logs_dir.glob("*/*/*.log"))
+    assert any(f"{ns}_{VAULT_BOT}-" in str(p) for p in container_logs), container_logs
+    for log in container_logs:
+        places[str(log.relative_to(stack.state))] = log.read_text(errors="replace")
+
+    running = [p["metadata"]["name"] for p in kube.get("pods", "-n", ns)["items"]
+               if p["status"].get("phase") == "Running"]  # fmt: skip
+    processes = runtime_processes(stack)
+    in_ns = {pid: env for pid, env in processes.items() if env.get("TRADEBOT_NAMESPACE") == ns}
+    assert sorted(env["TRADEBOT_POD_NAME"] for env in in_ns.values()) == sorted(running)
+    for pid in processes:
+        proc = Path(f"/proc/{pid}")
+        for part in ("environ", "cmdline"):
+            with_nul = (proc / part).read_bytes().decode(errors="replace")
+            places[f"/proc/{pid}/{part}"] = with_nul.replace("\0", " ")
+
+    urls = metrics_urls(stack, ns)
+    assert sorted(urls) == sorted(f"{ns}/{name}" for name in running), urls
+    for pod, url in urls.items():
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        places[f"{pod} /metrics"] = text
+        if f"/{VAULT_BOT}-" in pod:
+            assert "tradebot_credentials_usable 1.0" in text
+
+    # Positive control: the exchange (simulator) holds the same values, and the scan finds
+    # them there.
+    exchange_side = (stack.state / "simulator" / "accounts.json").read_text()
+    assert all(value in exchange_side for value in canaries.values())
+    leaks = [f"{what} in {where}" for where, text in places.items()
+             for what, value in canaries.items() if value in text]  # fmt: skip
+    scanned, took = sum(len(t) for t in places.values()), time.monotonic() - started
+    print(f"\ncanary scan: {len(places)} places, {scanned} characters, {len(processes)} "
+          f"runtime processes, {took:.1f}s: {leaks or 'no leak'}")  # fmt: skip
+    assert leaks == [], f"canary found: {leaks}"

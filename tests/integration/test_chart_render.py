@@ -31,7 +31,7 @@ DESIGN_METRICS = {
     "trading_daily_pnl",
     "tradebot_leader",
     "tradebot_reconcile_mismatches_total",
-    "tradebot_ratelimit_fallback",
+    "tradebot_ratelimit_local_fallback",
 }
 # Variables read by tradebot_operator.__main__ / handlers rather than OperatorSettings.
 MAIN_ENV = {

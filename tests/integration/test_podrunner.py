@@ -5,8 +5,12 @@ behave as kubelet's would."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +20,7 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from devenv.procs import spawn, stop
 from fixtures.cluster import Cluster
 from fixtures.podrunner import PodRunnerNode
 
@@ -395,3 +400,133 @@ def test_pods_on_kwok_nodes_are_left_alone(cluster: Cluster, pod_runner: PodRunn
     assert not (pod_runner.workdir / "pods" / uid).exists()
     assert uid not in pod_runner.log_text()
     assert all(uid not in p.name for p in (pod_runner.workdir / "logs").iterdir())
+
+
+def _start_runner(
+    cluster: Cluster, node: str, workdir: Path, *extra: str
+) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "podrunner", "--kubeconfig", cluster.kubeconfig,
+           "--node", node, "--workdir", str(workdir), *extra]  # fmt: skip
+    return spawn(cmd, log=workdir.parent / f"{workdir.name}.log")
+
+
+def _node_lease(cluster: Cluster, node: str) -> dict[str, Any] | None:
+    result = cluster.kubectl("get", "lease", node, "-n", "kube-node-lease", "-o", "json",
+                             check=False)  # fmt: skip
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def _holder_pid(cluster: Cluster, node: str) -> int | None:
+    lease = _node_lease(cluster, node)
+    if lease is None:
+        return None
+    annotation = lease["metadata"].get("annotations", {}).get("podrunner.tradebot.io/holder")
+    return int(json.loads(annotation)["pid"]) if annotation else None
+
+
+def test_second_runner_for_a_node_refuses_and_takes_over_a_dead_one(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """One runner per node: a second one for the same node (e.g. an orphan of a killed
+    run) exits with a clear message instead of starting every pod twice; once the holder
+    is dead, a new runner takes the node over at once (same host: its pid is gone)."""
+    node = f"pr-dup-{os.urandom(3).hex()}"
+    first = _start_runner(cluster, node, tmp_path / "first")
+    procs = [first]
+    try:
+        wait_for(lambda: _holder_pid(cluster, node) == first.pid, 60, "the first runner's Lease")
+
+        second = _start_runner(cluster, node, tmp_path / "second")
+        procs.append(second)
+        assert second.wait(timeout=60) == 3
+        log = (tmp_path / "second.log").read_text()
+        assert "refusing to start" in log and f"pid {first.pid}" in log, log
+        assert f"kill {first.pid}" in log
+        assert not (tmp_path / "second" / "pods").exists()  # nothing of its own started
+        assert first.poll() is None and _holder_pid(cluster, node) == first.pid
+
+        # The holder dies without cleaning up (SIGKILL): its Lease is still unexpired,
+        # but its pid is gone, so the next runner takes over without waiting.
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        third = _start_runner(cluster, node, tmp_path / "third")
+        procs.append(third)
+        started = time.monotonic()
+        wait_for(lambda: _holder_pid(cluster, node) == third.pid, 30, "the takeover")
+        assert time.monotonic() - started < 20  # well under the 40 s Lease duration
+        assert "taking node" in (tmp_path / "third.log").read_text()
+        ready = cluster.kubectl(
+            "get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+        ).stdout
+        assert ready == "True"
+    finally:
+        for proc in procs:
+            stop(proc, timeout=20)
+        cluster.kubectl("delete", "node", node, "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "lease", node, "-n", "kube-node-lease", "--ignore-not-found",
+                        check=False)  # fmt: skip
+
+
+def test_a_runner_that_stopped_renewing_loses_the_node_and_exits(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A live holder that stops renewing (SIGSTOP) is stale once its Lease expires: a new
+    runner takes the node; the old one, resumed, sees the new holder at its next heartbeat
+    and exits (status 4) without touching the node."""
+    node = f"pr-stop-{os.urandom(3).hex()}"
+    fast = ("--heartbeat-period", "1", "--lease-duration", "3")
+    first = _start_runner(cluster, node, tmp_path / "first", *fast)
+    procs = [first]
+    try:
+        wait_for(lambda: _holder_pid(cluster, node) == first.pid, 60, "the first runner's Lease")
+        wait_for(lambda: "is Ready" in (tmp_path / "first.log").read_text(), 30, "registration")
+        os.killpg(first.pid, signal.SIGSTOP)
+        time.sleep(4)  # past the 3 s Lease
+        second = _start_runner(cluster, node, tmp_path / "second", *fast)
+        procs.append(second)
+        wait_for(lambda: _holder_pid(cluster, node) == second.pid, 30, "the takeover")
+        assert "stopped renewing" in (tmp_path / "second.log").read_text()
+        os.killpg(first.pid, signal.SIGCONT)
+        assert first.wait(timeout=30) == 4
+        assert "another pod runner took the node over" in (tmp_path / "first.log").read_text()
+        time.sleep(2)  # the loser left node and Lease alone
+        assert _holder_pid(cluster, node) == second.pid and second.poll() is None
+        ready = cluster.kubectl(
+            "get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+        ).stdout
+        assert ready == "True"
+    finally:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGCONT)
+            stop(proc, timeout=20)
+        cluster.kubectl("delete", "node", node, "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "lease", node, "-n", "kube-node-lease", "--ignore-not-found",
+                        check=False)  # fmt: skip
+
+
+def _processes_of_pod(uid: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if f"POD_UID={uid}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+    return pids
+
+
+def test_second_runner_for_a_busy_node_starts_no_second_process(web: Web, tmp_path: Path) -> None:
+    """The defect this guards against: an orphan runner plus a fresh one for the same node
+    made two processes per pod. The second one is refused; the pod keeps one process."""
+    pod = wait_for(web.ready_pod, 30, "a Ready web pod")
+    uid = pod["metadata"]["uid"]
+    before = _processes_of_pod(uid)
+    assert len(before) == 1
+    second = _start_runner(web.cluster, web.runner.node, tmp_path / "second")
+    try:
+        assert second.wait(timeout=60) == 3
+    finally:
+        stop(second)
+    assert "refusing to start" in (tmp_path / "second.log").read_text()
+    time.sleep(2)
+    assert _processes_of_pod(uid) == before

@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import ccxt
 import pytest
+import requests
 from prometheus_client import REGISTRY
 
 from devenv import openbao as devenv_openbao
 from fixtures.cluster import Cluster
+from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.names import runtime_service_account_name, vault_role_name
 from tradebot_operator.api.runtime_config import CredentialsConfig, VaultCredentials
+from tradebot_operator.api.trading_bot import TradingBot
+from tradebot_operator.builders.runtime_config import credentials_config
 from tradebot_operator.settings import OperatorSettings
 from tradebot_operator.vault import VaultAdmin
-from tradebot_operator.vault_policy import BotGrant, SecretPath
+from tradebot_operator.vault_policy import BotGrant, SecretPath, bot_grant
 from tradebot_runtime.credentials import CredentialsProvider, apply_to_exchange
 
 pytestmark = pytest.mark.integration
@@ -43,6 +48,7 @@ def test_rotation_renewal_and_outage_fail_closed(cluster: Cluster, tmp_path: Pat
     cluster.kubectl("create", "serviceaccount", sa, "-n", ns)
     with contextlib.ExitStack() as stack:
         workdir = Path(tempfile.mkdtemp(prefix="tradebot-openbao-fn-"))
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)  # after OpenBao stops
         vault = stack.enter_context(devenv_openbao.running(workdir, root_token="fn-root"))
         devenv_openbao.configure_kubernetes_auth(vault, cluster, ns)
         path = f"tradebot/{ns}/bot"
@@ -114,3 +120,74 @@ def test_rotation_renewal_and_outage_fail_closed(cluster: Cluster, tmp_path: Pat
             assert provider.current() == {}
 
         asyncio.run(scenario())
+
+
+def test_https_vault_is_verified_with_the_rendered_ca_bundle(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """OpenBao on https with its own CA: the operator verifies it with TRADEBOT_VAULT_CA_CERT,
+    renders the bundle into the runtime config, and the runtime's login and read verify
+    with it; without the bundle the same login fails certificate verification."""
+    ns = cluster.namespace("vtls")
+    sa = runtime_service_account_name("bot")
+    cluster.kubectl("create", "serviceaccount", sa, "-n", ns)
+    workdir = Path(tempfile.mkdtemp(prefix="tradebot-openbao-tls-"))
+    try:
+        with devenv_openbao.running(workdir, root_token="tls-root", tls=True) as vault:
+            assert vault.addr.startswith("https://") and vault.ca_cert is not None
+            devenv_openbao.configure_kubernetes_auth(vault, cluster, ns)
+            path = f"tradebot/{ns}/bot"
+            devenv_openbao.put_secret(vault, path, {"apiKey": "tls-key", "secret": "tls-sec"})
+            token_file = tmp_path / "operator-token"
+            token_file.write_text(vault.root_token)
+            settings = OperatorSettings.from_env({
+                "TRADEBOT_VAULT_ADDRESS": vault.addr,
+                "TRADEBOT_VAULT_TOKEN_FILE": str(token_file),
+                "TRADEBOT_VAULT_CA_CERT": vault.ca_cert,
+            })  # fmt: skip
+            account = ExchangeAccount.model_validate({
+                "metadata": {"name": "xa", "namespace": ns, "generation": 1},
+                "spec": {"exchange": "binance", "mode": "sandbox",
+                         "credentials": {"vault": {"path": path}}},
+            })  # fmt: skip
+            bot = TradingBot.model_validate({
+                "metadata": {"name": "bot", "namespace": ns},
+                "spec": {
+                    "strategyRef": {"name": "sma"}, "mode": "live",
+                    "exchanges": [{"account": "xa", "symbols": ["BTC/USDT"],
+                                   "allocation": {"quote": "USDT", "amount": "100"}}],
+                    "risk": {"maxPositionNotional": "500", "maxOrderNotional": "50",
+                             "maxDailyLoss": "20", "maxOrdersPerMinute": 10,
+                             "priceBandPercent": "5"},
+                },
+            })  # fmt: skip
+
+            async def operator_side() -> str | None:
+                admin = VaultAdmin(settings)
+                await admin.sync_bot(bot_grant(bot, {"xa": account}, settings))
+                check = await admin.check_account(account)
+                return check.status if check is not None else None
+
+            assert asyncio.run(operator_side()) == "True"  # over https, verified
+
+            # The runtime config as the pod reads it from its ConfigMap.
+            rendered = credentials_config(bot, account, settings)
+            assert rendered.vault is not None and rendered.vault.ca_cert == settings.vault_ca_pem
+            config = CredentialsConfig.model_validate_json(
+                rendered.model_dump_json(by_alias=True, exclude_none=True)
+            )
+            jwt = tmp_path / "token"
+            jwt.write_text(cluster.token(ns, sa, "vault", "10m"))
+            assert config.vault is not None
+            vault_config = config.vault.model_copy(update={"token_path": str(jwt)})
+            config = config.model_copy(update={"vault": vault_config})
+            values = asyncio.run(CredentialsProvider(config).start())
+            assert values == {"apiKey": "tls-key", "secret": "tls-sec"}
+
+            bare = config.model_copy(
+                update={"vault": vault_config.model_copy(update={"ca_cert": None})}
+            )
+            with pytest.raises(requests.exceptions.SSLError):
+                asyncio.run(CredentialsProvider(bare).start())
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -3,7 +3,10 @@ CredentialsReady on accounts, CredentialsNotReady on bots, settings from env."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.trading_bot import TradingBot
@@ -14,6 +17,7 @@ from tradebot_operator.validation import validate_bot
 from tradebot_operator.vault_policy import bot_grant, mapped_keys, policy_hcl
 
 SETTINGS = OperatorSettings(vault_address="https://vault:8200", vault_token_file="/t")
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB...test...\n-----END CERTIFICATE-----\n"
 
 
 def _account(name: str, path: str, status: str | None = None, **keys: str) -> ExchangeAccount:
@@ -117,14 +121,18 @@ def test_bot_is_blocked_by_credentials_not_ready_naming_the_account() -> None:
             if p.reason == "CredentialsNotReady"]  # fmt: skip
 
 
-def test_operator_vault_auth_settings_from_env() -> None:
+def test_operator_vault_auth_settings_from_env(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text(CA_PEM)
     settings = OperatorSettings.from_env({
         "TRADEBOT_VAULT_ADDRESS": "https://vault:8200",
         "TRADEBOT_VAULT_OPERATOR_ROLE": "tradebot-operator",
-        "TRADEBOT_VAULT_CA_CERT": "/ca/ca.crt",
+        "TRADEBOT_VAULT_CA_CERT": str(ca),
         "TRADEBOT_VAULT_ROLE_TOKEN_TTL": "5m",
     })  # fmt: skip
     assert settings.vault_managed and settings.vault_role_token_ttl == "5m"
-    assert settings.vault_ca_cert == "/ca/ca.crt"
+    assert settings.vault_ca_cert == str(ca) and settings.vault_ca_pem == CA_PEM
+    with pytest.raises(ValueError, match=r"TRADEBOT_VAULT_CA_CERT=/nonexistent/ca\.crt"):
+        OperatorSettings.from_env({"TRADEBOT_VAULT_CA_CERT": "/nonexistent/ca.crt"})
     assert not OperatorSettings(vault_address="https://v:8200").vault_managed
     assert not OperatorSettings(vault_token_file="/t").vault_managed

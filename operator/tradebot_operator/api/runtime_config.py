@@ -145,6 +145,9 @@ class VaultCredentials(CamelModel):
     """ccxt credential name (apiKey, secret, password, uid) -> key inside the Vault secret."""
     token_path: str = f"{VAULT_TOKEN_DIR}/{VAULT_TOKEN_FILE}"
     """Projected ServiceAccount token with the Vault audience."""
+    ca_cert: str | None = None
+    """PEM CA bundle to verify Vault's TLS certificate with (public, not a secret); unset:
+    the system trust store."""
 
 
 class FileCredentials(CamelModel):

@@ -67,6 +67,7 @@ def credentials_config(
             kv_mount=vault.mount,
             path=vault.path,
             keys=credential_files(vault.keys),
+            ca_cert=settings.vault_ca_pem,
         ),
     )
 
