@@ -141,6 +141,11 @@ def trading_report(stack: Stack) -> dict[str, str]:
         status = bot.get("status") or {}
         exchanges = status.get("exchanges") or {}
         parts = [f"phase={status.get('phase', '-')}"]
+        ready: dict[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c["type"] == "Ready"), {}
+        )
+        if status.get("phase") != "Running" and ready.get("reason"):
+            parts.append(f"({ready['reason']}: {ready.get('message', '')})")
         for account, ex in exchanges.items():
             parts.append(
                 f"{account}: leader={ex.get('leader') or '-'} open={ex.get('openOrders', 0)}"
@@ -155,17 +160,52 @@ def trading_report(stack: Stack) -> dict[str, str]:
     return report
 
 
-def is_trading(stack: Stack) -> bool:
-    """Every bot has a leader and both simulator accounts have accepted orders."""
+def not_running(bot: dict[str, Any]) -> str | None:
+    """Why a bot is not Running with Ready True for its current spec (None when it is):
+    phase, the Ready condition's reason and message, and what its runtime reports."""
+    meta, status = bot.get("metadata") or {}, bot.get("status") or {}
+    phase = status.get("phase") or "no status yet"
+    conditions = status.get("conditions") or []
+    ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
+    exchanges = status.get("exchanges") or {}
+    current = status.get("observedGeneration") == meta.get("generation")
+    leaders = bool(exchanges) and all(ex.get("leader") for ex in exchanges.values())
+    if phase == "Running" and ready.get("status") == "True" and current and leaders:
+        return None
+    parts = [f"phase {phase}"]
+    if ready:
+        parts.append(f"Ready={ready.get('status')} {ready.get('reason')}: {ready.get('message')}")
+    if status and not current:
+        parts.append(f"status is for generation {status.get('observedGeneration')}, "
+                     f"spec is {meta.get('generation')}")  # fmt: skip
+    for account, ex in exchanges.items():
+        if not ex.get("leader"):
+            parts.append(f"{account}: no leader")
+        if ex.get("message"):
+            parts.append(f"{account} runtime {ex.get('state', '-')}: {ex['message']}")
+    return "; ".join(parts)
+
+
+def not_ready(stack: Stack) -> dict[str, str]:
+    """What the demo still waits for: bot (or simulator account) -> why. Empty once every
+    bot is Running (Ready True, a leader per account) and the paper account has orders."""
     items = bots(stack)
-    if not items:
-        return False
+    waiting = {} if items else {"bots": "no TradingBot found"}
     for bot in items:
-        exchanges = (bot.get("status") or {}).get("exchanges") or {}
-        if not exchanges or not all(ex.get("leader") for ex in exchanges.values()):
-            return False
+        why = not_running(bot)
+        if why is not None:
+            waiting[bot["metadata"]["name"]] = why
     ledger = stack.simulator.ledger().get("accounts", {})
-    return all(ledger.get(a, {}).get("orders", 0) > 0 for a in (PAPER_SIM_ACCOUNT,))
+    for account in (PAPER_SIM_ACCOUNT,):
+        if ledger.get(account, {}).get("orders", 0) <= 0:
+            waiting[f"simulator:{account}"] = "no order received yet"
+    return waiting
+
+
+def is_trading(stack: Stack) -> bool:
+    """Every bot is Running (Ready True, a leader per account) and the paper account has
+    accepted orders."""
+    return not not_ready(stack)
 
 
 _PORTS = re.compile(r"pod (?P<ref>\S+): volumes ready, ports (?P<ports>.*?), logs in")
@@ -288,7 +328,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--postgres-port", type=int, default=0)
     p.add_argument("--redis-port", type=int, default=0)
     p.add_argument("--openbao-port", type=int, default=0)
-    p.add_argument("--trade-timeout", type=float, default=180, help="wait for orders (s)")
+    p.add_argument(
+        "--trade-timeout", type=float, default=180,
+        help="wait for orders and for every bot to be Running (s)",
+    )  # fmt: skip
     p.add_argument(
         "--exit-when-ready", action="store_true",
         help="stop and clean up once the bots trade (a smoke test of the demo)",
@@ -359,15 +402,19 @@ def _demo(stack: Stack, p: Progress, args: argparse.Namespace) -> int:
         stack.kube.apply(objects)
         for doc in objects:
             p.detail(f"{doc['kind']}/{doc['metadata']['name']}")
-    with p.step(f"Waiting until the bots trade (up to {args.trade_timeout:.0f}s)"):
+    with p.step(f"Waiting until the bots trade and are Running (up to {args.trade_timeout:.0f}s)"):
         traded = _wait_for_trading(stack, p, args.trade_timeout)
         for line in trading_report(stack).items():
             p.detail(" ".join(line))
         for grant in operator_grants(stack):
             p.detail(f"OpenBao policy+role written by the operator: {grant}")
         if not traded:
-            p.say("the bots are not all trading yet; the demo stays up so you can look "
-                  f"(runtime logs in {stack.runner.logs_dir})")  # fmt: skip
+            p.say(f"after {args.trade_timeout:.0f}s, still not Running or not trading:")
+            for name, why in not_ready(stack).items():
+                p.say(f"  {name}: {why}")
+            stays = "" if args.exit_when_ready else "; the demo stays up so you can look"
+            p.say(f"runtime logs in {stack.runner.logs_dir}, operator log in "
+                  f"{stack.operator.log}{stays}")  # fmt: skip
     with p.step("Status"):
         out = stack.kube.kubectl("get", "tradingbots", "-n", NAMESPACE, "-o", "wide")
         print(out.stdout, flush=True)

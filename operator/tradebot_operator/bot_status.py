@@ -21,6 +21,12 @@ from tradebot_operator.validation import Problem
 # (Pending) and reconciles as soon as it appears, instead of failing.
 WAITING_REASONS = frozenset({"StrategyNotFound", "AccountNotFound", "CredentialsNotReady"})
 
+# Runtime states on the way to a pod's first ready heartbeat (the Lease is written at once
+# on acquisition, before the journal is loaded and reconciled). A bot that has never run
+# stays Pending in them; it is Degraded only once it has run, or when a shard reports
+# anything else (Error, Draining, a stale heartbeat).
+STARTING_STATES = frozenset({"Starting", "Reconciling"})
+
 
 @dataclass(frozen=True)
 class LeaseObservation:
@@ -113,19 +119,36 @@ def exchange_status(
     return status
 
 
+def _unready_states(obs: ExchangeObservation, now: datetime, stale_after: timedelta) -> list[str]:
+    """Runtime states in the heartbeats of this account's held shards that are not ready
+    ("stale heartbeat" for one older than ``stale_after``)."""
+    return sorted(
+        {
+            lease.heartbeat.state if now - lease.heartbeat.ts <= stale_after else "stale heartbeat"
+            for lease in obs.leases
+            if lease.heartbeat is not None
+            and lease.held(now)
+            and lease.heartbeat.pod == lease.holder
+            and not lease.ready(now, stale_after)
+        }
+    )
+
+
 def _runtime_verdict(
-    obs: Observation, exchanges: dict[str, dict[str, Any]]
+    obs: Observation, exchanges: dict[str, dict[str, Any]], now: datetime
 ) -> tuple[str, str, str]:
     """(phase, reason, message) from the runtime's side once the spec is fine."""
+    unready = {ex.account: _unready_states(ex, now, obs.stale_after) for ex in obs.exchanges}
     not_ready = [
         f"{name}: {ex['readyShards']}/{ex['shardsTotal']} shards ready"
+        + (f" (runtime {', '.join(unready[name])})" if unready.get(name) else "")
         for name, ex in exchanges.items()
         if ex["readyShards"] < ex["shardsTotal"]
     ]
     if not not_ready:
         return "Running", "AllShardsReady", "every shard has a ready leader"
-    any_heartbeat = any("lastHeartbeat" in ex for ex in exchanges.values())
-    if not obs.ever_running and not any_heartbeat:
+    starting = all(set(states) <= STARTING_STATES for states in unready.values())
+    if not obs.ever_running and starting:
         return "Pending", "WaitingForRuntime", "; ".join(not_ready)
     return "Degraded", "ShardsNotReady", "; ".join(not_ready)
 
@@ -151,7 +174,7 @@ def compute_status(
     elif obs.suspended:
         phase, reason, message = "Suspended", "Suspended", "spec.suspend is true: no runtime pods"
     else:
-        phase, reason, message = _runtime_verdict(obs, exchanges)
+        phase, reason, message = _runtime_verdict(obs, exchanges, now)
         if obs.halted and phase == "Running":
             phase, reason, message = "Halted", "Halted", "tradingState is Halted: no new orders"
         if phase == "Pending":

@@ -24,6 +24,7 @@ def lease(
     *,
     age: float = 1,
     ready: bool = True,
+    state: str = "Trading",
     realized: str = "0",
     unrealized: str = "0",
     open_orders: int = 0,
@@ -32,7 +33,7 @@ def lease(
     if holder:
         hb = Heartbeat(
             pod=holder, epoch=3, shard=shard, ts=NOW - timedelta(seconds=age),
-            state="Trading", ready=ready, open_orders=open_orders,
+            state=state, ready=ready, open_orders=open_orders,
             realized_pnl=Decimal(realized), unrealized_pnl=Decimal(unrealized),
         )  # fmt: skip
     return LeaseObservation(
@@ -96,6 +97,50 @@ def test_no_heartbeat_yet_is_pending_and_progressing() -> None:
     status = compute_status(obs(ex), None, NOW)
     assert status["phase"] == "Pending"
     assert find(status["conditions"], "Progressing")["status"] == "True"  # type: ignore[index]
+
+
+def test_runtime_still_starting_is_pending_not_degraded() -> None:
+    # The Lease is written with a "Starting" heartbeat at acquisition, before the journal is
+    # loaded and reconciled: a bot on its way to its first ready heartbeat is Pending.
+    for state in ("Starting", "Reconciling"):
+        ex = ExchangeObservation(
+            account="acct", shards_total=1, leases=[lease(0, "pod-a", ready=False, state=state)]
+        )
+        status = compute_status(obs(ex), None, NOW)
+        assert status["phase"] == "Pending", state
+        ready = find(status["conditions"], "Ready")
+        assert ready is not None
+        assert ready["reason"] == "WaitingForRuntime"
+        assert ready["message"] == f"acct: 0/1 shards ready (runtime {state})"
+        assert find(status["conditions"], "Degraded")["status"] == "False"  # type: ignore[index]
+        assert find(status["conditions"], "Progressing")["status"] == "True"  # type: ignore[index]
+        assert status["exchanges"]["acct"]["leader"] == "pod-a"
+
+
+def test_runtime_error_or_failover_is_degraded() -> None:
+    error = ExchangeObservation(
+        account="acct", shards_total=1, leases=[lease(0, "pod-a", ready=False, state="Error")]
+    )
+    status = compute_status(obs(error), None, NOW)
+    assert status["phase"] == "Degraded"
+    ready = find(status["conditions"], "Ready")
+    assert ready is not None
+    assert ready["reason"] == "ShardsNotReady"
+    assert ready["message"] == "acct: 0/1 shards ready (runtime Error)"
+    # after it has run, a new leader that is still starting (failover) is Degraded
+    starting = ExchangeObservation(
+        account="acct", shards_total=1, leases=[lease(0, "pod-b", ready=False, state="Starting")]
+    )
+    assert compute_status(obs(starting, ever_running=True), None, NOW)["phase"] == "Degraded"
+    # one shard starting, the other's heartbeat stale: not just starting
+    mixed = ExchangeObservation(
+        account="acct", shards_total=2,
+        leases=[lease(0, "pod-a", ready=False, state="Reconciling"), lease(1, "pod-b", age=5)],
+    )  # fmt: skip
+    status = compute_status(obs(mixed, stale_after=timedelta(seconds=3)), None, NOW)
+    assert status["phase"] == "Degraded"
+    message = find(status["conditions"], "Ready")["message"]  # type: ignore[index]
+    assert message == "acct: 0/2 shards ready (runtime Reconciling, stale heartbeat)"
 
 
 def test_heartbeat_from_a_pod_that_no_longer_holds_the_lease_does_not_count() -> None:
