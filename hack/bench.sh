@@ -10,8 +10,11 @@ declare -A BENCH=(
   [hotpath]="tests/bench/bench_runtime_hotpath.py --orders 2000"
   [simulator]="tests/bench/bench_simulator.py --duration 10"
   [operator]="tests/bench/bench_operator_scale.py --bots 100 300 1000 --idle 60"
+  [failover]="tests/bench/bench_failover.py --hard 20 --graceful 20"
+  [ratelimit]="tests/bench/bench_ratelimit.py --processes 10 --window 60 --units-per-minute 600"
+  [marketdata]="tests/bench/bench_marketdata.py --duration 15"
 )
-ORDER=(risk hotpath simulator operator)
+ORDER=(risk hotpath simulator operator failover ratelimit marketdata)
 selected=(${BENCH_ONLY:-${ORDER[@]}})
 echo "== make bench on $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg): ${selected[*]} =="
 for name in "${selected[@]}"; do

@@ -102,12 +102,12 @@ class Admin:
         )
 
     async def list_faults(self, request: web.Request) -> web.Response:
-        faults = self.sim.faults.active(self.sim.now())
+        faults = self.sim.faults.active(self.sim.wall_now())
         return _json({"faults": [f.as_json() for f in faults]})
 
     async def add_fault(self, request: web.Request) -> web.Response:
         try:
-            fault = self.sim.faults.add(await _body(request), self.sim.now())
+            fault = self.sim.faults.add(await _body(request), self.sim.wall_now())
         except (FaultError, ValueError, TypeError) as exc:
             return _bad(str(exc))
         if fault.kind == "ws_drop":

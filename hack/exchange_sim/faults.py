@@ -15,7 +15,7 @@ from .errors import CATALOG
 Phase = Literal["before", "after"]
 REST_KINDS = ("latency", "error", "http_status", "maintenance", "timeout", "drop", "ban")
 WS_KINDS = ("ws_drop", "ws_freeze")
-KINDS = (*REST_KINDS, *WS_KINDS, "clock_skew")
+KINDS = (*REST_KINDS, *WS_KINDS, "clock_skew", "weight_limit")
 _DEFAULT_WHEN: dict[str, Phase] = {"timeout": "after"}
 
 
@@ -39,6 +39,7 @@ class Fault:
     msg: str | None = None
     status: int | None = None
     offset_ms: int = 0
+    limit: int | None = None  # weight_limit: request weight per minute while active
     hits: int = 0
     created_at: int = field(default=0)
 
@@ -121,8 +122,11 @@ class FaultStore:
             msg=raw.get("msg"),
             status=_int(raw, "status"),
             offset_ms=_int(raw, "offset_ms", 0) or 0,
+            limit=_int(raw, "limit"),
             created_at=now_ms,
         )
+        if kind == "weight_limit" and (fault.limit is None or fault.limit < 1):
+            raise FaultError("a weight_limit fault needs limit (request weight per minute) >= 1")
         if kind == "error" and fault.code not in CATALOG and fault.msg is None:
             raise FaultError(f"error code {fault.code} is not in the catalog: give msg too")
         if kind == "ban" and fault.expires_at is None:
@@ -196,6 +200,17 @@ class FaultStore:
             if fault.kind == "clock_skew" and fault.account in (None, account):
                 skew += fault.offset_ms
         return skew
+
+    def weight_limit(self, account: str | None, now_ms: int) -> int | None:
+        """The lowest weight-per-minute limit of the active weight_limit rules covering
+        ``account`` (None: no such rule). Requests over it get the real 429s, counted
+        towards the 418 ban like any other."""
+        limits = [
+            f.limit
+            for f in self.active(now_ms)
+            if f.kind == "weight_limit" and f.limit is not None and f.account in (None, account)
+        ]
+        return min(limits) if limits else None
 
     def jitter(self, fault: Fault) -> int:
         return fault.delay_ms + (self._rng.randrange(fault.jitter_ms + 1) if fault.jitter_ms else 0)

@@ -89,13 +89,15 @@ class RateLimiter:
             bucket.minute, bucket.weight, bucket.violations = minute, 0, 0
         return bucket
 
-    def charge(self, key: str, weight: int, now_ms: int) -> int:
-        """Charge ``weight``; return the minute's used weight or raise 429/418."""
+    def charge(self, key: str, weight: int, now_ms: int, limit: int | None = None) -> int:
+        """Charge ``weight``; return the minute's used weight or raise 429/418.
+        ``limit`` lowers the weight limit for this request (a weight_limit fault)."""
         bucket = self._bucket(key, now_ms)
         if now_ms < bucket.banned_until:
             raise self._banned(bucket.banned_until, now_ms)
         bucket.weight += weight
-        limit = self.limits.weight_per_minute
+        if limit is None or limit > self.limits.weight_per_minute:
+            limit = self.limits.weight_per_minute
         if bucket.weight <= limit:
             return bucket.weight
         bucket.violations += 1

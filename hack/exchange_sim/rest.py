@@ -420,9 +420,12 @@ class RestFront:
         status = 200
         retry_after: int | None = None
         try:
-            for fault in sim.faults.for_request(method, path, account_name, "before", ctx.now):
+            wall = sim.wall_now()  # rules expire by wall time, not by the skewed clock
+            for fault in sim.faults.for_request(method, path, account_name, "before", wall):
                 await self._apply(request, fault, before=True)
-            used = sim.limiter.charge(bucket, request_weight(method, path, params), ctx.now)
+            lowered = None if sim.faults.empty else sim.faults.weight_limit(account_name, wall)
+            weight = request_weight(method, path, params)
+            used = sim.limiter.charge(bucket, weight, ctx.now, lowered)
             ctx.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
             self._authenticate(ctx, endpoint, api_key, raw_query, raw_body)
             body = endpoint.handler(ctx)
@@ -451,7 +454,8 @@ class RestFront:
         if ctx.events:
             await sim.publish(ctx.events)
         try:
-            for fault in sim.faults.for_request(method, path, account_name, "after", ctx.now):
+            wall = sim.wall_now()
+            for fault in sim.faults.for_request(method, path, account_name, "after", wall):
                 await self._apply(request, fault, before=False)
         except _Replaced as replaced:
             return replaced.response
@@ -508,7 +512,7 @@ class RestFront:
             text = fault.msg if fault.msg is not None else f"<html><body>{status}</body></html>"
             raise _Replaced(web.Response(text=text, status=status, content_type="text/html"))
         if kind == "ban":
-            now = self.sim.now()
+            now = self.sim.wall_now()  # expires_at is wall time
             until = fault.expires_at or now
             exc = RateLimited(
                 -1003,

@@ -77,6 +77,11 @@ class Simulator:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay_ms / 1000)
 
+    def wall_now(self) -> int:
+        """Unskewed time in ms: what fault rules expire by (a clock_skew rule must not
+        make itself or any other rule expire early)."""
+        return self._clock()
+
     def now(self, account: str | None = None) -> int:
         """Server time in ms, shifted by any clock_skew fault (global or for ``account``)."""
         now = self._clock()

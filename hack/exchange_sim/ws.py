@@ -66,7 +66,9 @@ class StreamHub:
     def _frozen(self, conn: Conn) -> bool:
         if self.sim.faults.empty:  # the hot path: no rules at all
             return False
-        fault = self.sim.faults.for_websocket("ws_freeze", conn.kind, conn.account, self.sim.now())
+        fault = self.sim.faults.for_websocket(
+            "ws_freeze", conn.kind, conn.account, self.sim.wall_now()
+        )
         return fault is not None
 
     async def _send(self, conn: Conn, text: str) -> None:
@@ -243,7 +245,9 @@ class StreamHub:
         return dropped
 
     async def _drop_if_faulted(self, conn: Conn) -> bool:
-        fault = self.sim.faults.for_websocket("ws_drop", conn.kind, conn.account, self.sim.now())
+        fault = self.sim.faults.for_websocket(
+            "ws_drop", conn.kind, conn.account, self.sim.wall_now()
+        )
         if fault is None:
             return False
         self.sim.faults.consume(fault)

@@ -1,9 +1,10 @@
 """kopf registrations: thin handlers that feed the reconcilers.
 
-One reconcile per TradingBot runs in a per-bot daemon loop. Every trigger — the bot's own
-spec change, a change of a Strategy or ExchangeAccount it uses, a Lease holder change —
-only wakes that loop; a timeout refreshes status from the Lease heartbeats. Indexes hold
-everything the loop reads, so steady state costs no API reads.
+TradingBots are reconciled by the BotController (controller.py): a work queue with a fixed
+pool of workers. Every trigger — the bot's own spec change or deletion, a change of a
+Strategy or ExchangeAccount it uses, a Lease holder or readiness change — only enqueues the
+bot; the worker reads everything from the indexes (no API reads in steady state) and
+schedules the bot again when its status could next change on its own.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import kopf
@@ -20,25 +21,26 @@ import kopf
 from tradebot_operator.api.common import GROUP, VERSION
 from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.heartbeat import Heartbeat, heartbeat_from_annotations
-from tradebot_operator.api.names import LABEL_MANAGED_BY, LABEL_SHARD, MANAGED_BY, vault_role_name
-from tradebot_operator.api.runtime_config import DeleteRequest
+from tradebot_operator.api.names import LABEL_MANAGED_BY, LABEL_SHARD, MANAGED_BY
+from tradebot_operator.bodies import slim_body
 from tradebot_operator.bot_status import LeaseObservation
 from tradebot_operator.conditions import ConditionUpdate
+from tradebot_operator.controller import BotController
 from tradebot_operator.inputs import parse
 from tradebot_operator.inventory import BotKey, Inventory
 from tradebot_operator.kube.client import KubeClient
+from tradebot_operator.kube.events import EventPoster
 from tradebot_operator.kube.resources import KNOWN
-from tradebot_operator.reconcile_bot import BodyLookup, BotReconciler, LeaseLookup, status_patch
+from tradebot_operator.reconcile_bot import BotReconciler, status_patch
 from tradebot_operator.reconcile_refs import account_status, strategy_status
 from tradebot_operator.settings import OperatorSettings
+from tradebot_operator.validation import known_exchange
 from tradebot_operator.vault import VaultAdmin, VaultUnavailable
+from tradebot_operator.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
 PREFIX = "tradebot.io"
-STATUS_REFRESH_SECONDS = 5.0
-DELETE_ACK_TIMEOUT_SECONDS = 60.0
-VAULT_CLEANUP_TIMEOUT_SECONDS = 120.0
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
@@ -46,8 +48,18 @@ MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    # Our own annotation and finalizer names from day one (never kopf's defaults).
+async def configure(
+    settings: kopf.OperatorSettings,
+    memo: kopf.Memo,
+    bot_bodies: kopf.Index[Any, Any],
+    strategy_bodies: kopf.Index[Any, Any],
+    account_bodies: kopf.Index[Any, Any],
+    bot_leases: kopf.Index[Any, Any],
+    **_: Any,
+) -> None:
+    # Our own annotation and finalizer names from day one (never kopf's defaults). kopf's
+    # finalizer is only on Strategies and ExchangeAccounts (their timers); TradingBots
+    # carry the controller's own (reconcile_bot.BOT_FINALIZER).
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -55,47 +67,75 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     # Log lines are not events: we post events for meaningful transitions explicitly.
     settings.posting.level = logging.WARNING
+    if not os.environ.get("TRADEBOT_DEBUG"):
+        # kopf logs "Handler ... succeeded" for every watch event: thousands of lines a
+        # minute with many bots, and measurable CPU. Warnings and errors stay.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
-    # Bot loops exit as soon as kopf signals `stopped`; don't let kopf re-check only after
-    # its default 60 s polling, which would hold the finalizer that long.
     settings.background.instant_exit_timeout = 2.0
     settings.background.cancellation_polling = 2.0
     settings.networking.request_timeout = 60
     op = OperatorSettings.from_env()
     # Bounded concurrency: at most this many API requests in flight from the operator.
     concurrency = int(os.environ.get("TRADEBOT_API_CONCURRENCY", "16"))
+    workers = int(os.environ.get("TRADEBOT_RECONCILE_WORKERS", "16"))
+    # Validation looks exchange ids up in ccxt: a multi-second import that would otherwise
+    # stall the event loop (every worker) in the first reconcile.
+    await asyncio.to_thread(known_exchange, "binance")
     kube = await KubeClient.from_environment(max_concurrency=concurrency)
     inventory = Inventory()
     await inventory.load(kube, MANAGED_BY)
     memo.kube = kube
     # Vault policies/roles and credential checks only when the operator has its own auth.
     memo.vault = VaultAdmin(op) if op.vault_managed else None
-    memo.reconciler = BotReconciler(kube, op, inventory, vault=memo.vault)
-    memo.wakers = {}
-    memo.seen_generation = {}
+    reconciler = BotReconciler(kube, op, inventory, vault=memo.vault)
+    # Index objects are live views: the workers always read the newest bodies.
+    queue: WorkQueue[BotKey] = WorkQueue()
+    memo.controller = BotController(
+        reconciler,
+        EventPoster(kube, quiet=queue.wait_idle),
+        bots=bot_bodies,
+        strategies=strategy_bodies,
+        accounts=account_bodies,
+        leases=bot_leases,
+        vault=memo.vault,
+        queue=queue,
+    )
+    memo.controller.start(workers)
+    memo.bot_triggers = {}
     memo.lease_state = {}
 
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    await memo.controller.stop()
     await memo.kube.close()
 
 
 # ---- indexes ----------------------------------------------------------------------------
 
 
-@kopf.index(GROUP, VERSION, "strategies")
-def strategy_bodies(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): dict(body)}
-
-
-@kopf.index(GROUP, VERSION, "exchangeaccounts")
-def account_bodies(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-    return {(namespace, name): dict(body)}
+# Handlers are coroutines: kopf runs plain functions in a thread pool, one hop per event.
 
 
 @kopf.index(GROUP, VERSION, "tradingbots")
-def bots_by_reference(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
+async def bot_bodies(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): slim_body(body, status=True)}
+
+
+@kopf.index(GROUP, VERSION, "strategies")
+async def strategy_bodies(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): slim_body(body, status=False)}
+
+
+@kopf.index(GROUP, VERSION, "exchangeaccounts")
+async def account_bodies(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    # status: CredentialsReady feeds the bots' validation
+    return {(namespace, name): slim_body(body, status=True)}
+
+
+@kopf.index(GROUP, VERSION, "tradingbots")
+async def bots_by_reference(namespace: str, name: str, spec: kopf.Spec, **_: Any) -> dict[Any, Any]:
     """("strategy"|"account", namespace, referenced name) -> bot names."""
     keys: dict[Any, Any] = {}
     strategy = (spec.get("strategyRef") or {}).get("name")
@@ -138,103 +178,41 @@ def lease_observation(body: Mapping[str, Any]) -> LeaseObservation:
 
 
 @kopf.index("coordination.k8s.io", "v1", "leases", labels=MANAGED)
-def bot_leases(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+async def bot_leases(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     bot = _owner_bot(body.get("metadata", {}))
     return {(namespace, bot): lease_observation(body)} if bot else {}
-
-
-# ---- lookups over indexes ---------------------------------------------------------------
-
-
-def _first(index: kopf.Index[Any, Any], key: Any) -> Any:
-    store = index.get(key)
-    return next(iter(store), None) if store is not None else None
-
-
-def body_lookup(index: kopf.Index[Any, Any]) -> BodyLookup:
-    return lambda ns, name: _first(index, (ns, name))
-
-
-def lease_lookup(index: kopf.Index[Any, Any]) -> LeaseLookup:
-    def lookup(ns: str, bot: str) -> Iterable[LeaseObservation]:
-        return list(index.get((ns, bot)) or [])
-
-    return lookup
 
 
 def bots_using(index: kopf.Index[Any, Any], kind: str, namespace: str, name: str) -> list[str]:
     return sorted(set(index.get((kind, namespace, name)) or []))
 
 
-def wake(memo: kopf.Memo, key: BotKey) -> None:
-    waker: asyncio.Event | None = memo.wakers.get(key)
-    if waker is not None:
-        waker.set()
-
-
-def post_event(body: kopf.Body) -> Any:
-    def sink(type_: str, reason: str, message: str) -> None:
-        kopf.event(body, type=type_, reason=reason, message=message)
-
-    return sink
-
-
 # ---- TradingBot -------------------------------------------------------------------------
 
 
-@kopf.daemon(GROUP, VERSION, "tradingbots", cancellation_timeout=5.0)
-async def bot_loop(
-    stopped: kopf.DaemonStopped,
-    body: kopf.Body,
-    namespace: str,
-    name: str,
-    memo: kopf.Memo,
-    strategy_bodies: kopf.Index[Any, Any],
-    account_bodies: kopf.Index[Any, Any],
-    bot_leases: kopf.Index[Any, Any],
-    **_: Any,
-) -> None:
-    key: BotKey = (namespace, name)
-    waker = memo.wakers.setdefault(key, asyncio.Event())
-    reconciler: BotReconciler = memo.reconciler
-    try:
-        while not stopped:
-            waker.clear()
-            # Once deletion starts the finalizer owns the children: only kopf stops this loop.
-            if not body.get("metadata", {}).get("deletionTimestamp"):
-                try:
-                    await reconciler.reconcile(
-                        body,
-                        body_lookup(strategy_bodies),
-                        body_lookup(account_bodies),
-                        lease_lookup(bot_leases),
-                        post_event(body),
-                    )
-                except Exception:  # never let one bot's failure stop its loop
-                    log.exception("reconcile of %s/%s failed; retrying", namespace, name)
-            woken = asyncio.ensure_future(waker.wait())
-            stopping = asyncio.ensure_future(stopped.wait())
-            await asyncio.wait(
-                {woken, stopping}, timeout=STATUS_REFRESH_SECONDS, return_when="FIRST_COMPLETED"
-            )
-            woken.cancel()
-            stopping.cancel()
-    finally:
-        if memo.wakers.get(key) is waker:
-            del memo.wakers[key]
-
-
 @kopf.on.event(GROUP, VERSION, "tradingbots")
-def bot_changed(namespace: str, name: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any) -> None:
+async def bot_changed(
+    type: str | None, namespace: str, name: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any
+) -> None:
+    """Wake the bot on what a pass acts on: a new object, spec (generation) or deletion.
+    Status-only updates (our own writes) wake nothing."""
+    controller: BotController = memo.controller
     key = (namespace, name)
-    generation = meta.get("generation")
-    if memo.seen_generation.get(key) != generation:
-        memo.seen_generation[key] = generation
-        wake(memo, key)
+    if type == "DELETED":
+        memo.bot_triggers.pop(key, None)
+        controller.gone(key)
+        return
+    controller.reconciler.observed(key, meta.get("resourceVersion"))
+    trigger = (meta.get("uid"), meta.get("generation"), bool(meta.get("deletionTimestamp")))
+    if memo.bot_triggers.get(key) != trigger:
+        memo.bot_triggers[key] = trigger
+        controller.wake(key)
 
 
 @kopf.on.event("coordination.k8s.io", "v1", "leases", labels=MANAGED)
-def lease_changed(namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def lease_changed(
+    type: str | None, namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     """Wake the owning bot when a shard's holder or readiness changes (not on every renew)."""
     bot = _owner_bot(body.get("metadata", {}))
     if bot is None:
@@ -244,73 +222,12 @@ def lease_changed(namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) ->
     state = (obs.holder, hb.ready if hb else None, hb.state if hb else None,
              hb.ack_delete_request if hb else None)  # fmt: skip
     lease_key = (namespace, obs.name)
-    if memo.lease_state.get(lease_key) != state:
+    if type == "DELETED":
+        memo.lease_state.pop(lease_key, None)
+        memo.controller.wake((namespace, bot))
+    elif memo.lease_state.get(lease_key) != state:
         memo.lease_state[lease_key] = state
-        wake(memo, (namespace, bot))
-
-
-@kopf.on.delete(GROUP, VERSION, "tradingbots")
-async def bot_deleted(
-    body: kopf.Body,
-    spec: kopf.Spec,
-    namespace: str,
-    name: str,
-    uid: str,
-    memo: kopf.Memo,
-    runtime: Any,
-    strategy_bodies: kopf.Index[Any, Any],
-    account_bodies: kopf.Index[Any, Any],
-    bot_leases: kopf.Index[Any, Any],
-    **_: Any,
-) -> None:
-    """Finalizer: make the runtime apply onDelete, wait (bounded) for its acknowledgement,
-    then let garbage collection remove the children."""
-    reconciler: BotReconciler = memo.reconciler
-    key = (namespace, name)
-    action = spec.get("onDelete", "cancelOrders")
-    if action != "leave" and not spec.get("suspend"):
-        request = DeleteRequest(id=uid[:36], action=action)
-        rendered = await reconciler.request_delete_action(
-            body, body_lookup(strategy_bodies), body_lookup(account_bodies), request
-        )
-        if rendered:
-            now = datetime.now(UTC)
-            held = [lease for lease in lease_lookup(bot_leases)(*key) if lease.held(now)]
-            pending = [
-                lease.name for lease in held
-                if lease.heartbeat is None or lease.heartbeat.ack_delete_request != request.id
-            ]  # fmt: skip
-            elapsed = runtime.total_seconds()
-            if pending and elapsed < DELETE_ACK_TIMEOUT_SECONDS:
-                raise kopf.TemporaryError(f"waiting for {action} on {pending}", delay=1)
-            if pending:
-                limit = f"{DELETE_ACK_TIMEOUT_SECONDS:.0f}s"
-                message = f"{action} not acknowledged by {pending} within {limit}; deleting"
-                kopf.event(body, type="Warning", reason="DeleteAckTimeout", message=message)
-            else:
-                done = f"runtime completed {action}"
-                kopf.event(body, type="Normal", reason="DeleteActionDone", message=done)
-    await _remove_vault_grant(memo, body, namespace, name, runtime.total_seconds())
-    reconciler.forget(key)
-    memo.seen_generation.pop(key, None)
-
-
-async def _remove_vault_grant(
-    memo: kopf.Memo, body: kopf.Body, namespace: str, name: str, elapsed: float
-) -> None:
-    """Remove the bot's Vault role and policy; retried while Vault is unreachable, then
-    given up with a Warning event so that Vault cannot block deletion forever."""
-    vault: VaultAdmin | None = memo.vault
-    if vault is None:
-        return
-    role = vault_role_name(namespace, name)
-    try:
-        await vault.remove_bot(role)
-    except Exception as exc:
-        if elapsed < VAULT_CLEANUP_TIMEOUT_SECONDS:
-            raise kopf.TemporaryError(f"removing vault role {role}: {exc}", delay=5) from None
-        message = f"vault policy and role {role} not removed: {str(exc)[:200]}"
-        kopf.event(body, type="Warning", reason="VaultCleanupFailed", message=message)
+        memo.controller.wake((namespace, bot))
 
 
 async def _vault_check(memo: kopf.Memo, body: kopf.Body) -> ConditionUpdate | None:
@@ -388,4 +305,4 @@ async def referenced_reconcile(
             status, warnings = compute(body, users)
         await _write_status(memo, res, body, status, warnings)
     for bot in users:
-        wake(memo, (namespace, bot))
+        memo.controller.wake((namespace, bot))

@@ -1,9 +1,11 @@
 """Reconcile one TradingBot: resolve its references, validate, apply the desired children
 when they changed, prune what is no longer desired, and write status when it changed.
 
-Level-based: every trigger (spec change, referenced object change, Lease change, timer)
-runs the same function, which compares the world with the desired state and acts on the
-difference only.
+Level-based: every trigger (spec change, referenced object change, Lease change, the
+bot's own next deadline) runs the same function, which compares the world with the
+desired state and acts on the difference only. A pass returns when the bot's status could
+next change without any event (a Lease expiring, a heartbeat going stale, the periodic
+resync), so that a bot with nothing pending costs nothing.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from tradebot_operator.api.exchange_account import ExchangeAccount, ExchangeAccountStatus
@@ -54,6 +57,18 @@ EventSink = Callable[[str, str, str], None]
 BOT_RESOURCE = KNOWN[("tradebot.io/v1alpha1", "TradingBot")]
 # Even with unchanged inputs, re-apply children this often to undo edits made by others.
 RESYNC_SECONDS = 600.0
+# A pass that could not apply the children (API error, Vault down) is retried after this.
+RETRY_SECONDS = 5.0
+# Re-check a little after a Lease or heartbeat deadline, not exactly on it (clock rounding).
+DEADLINE_MARGIN_SECONDS = 0.5
+# A status change that only moves lastHeartbeat is written at most this often: the
+# heartbeat time alone tells nothing new, and writing it on every pass of every running
+# bot would be most of the operator's writes.
+HEARTBEAT_STATUS_SECONDS = 30.0
+# Our finalizer on a TradingBot: applies spec.onDelete through the runtime and removes
+# the bot's Vault grant before the children go (kopf's finalizer name stays on the other
+# kinds, whose timers hold it).
+BOT_FINALIZER = "tradebot.io/on-delete"
 
 
 @dataclass
@@ -148,13 +163,75 @@ def input_fingerprint(
 
 @dataclass
 class Plan:
-    """What a reconcile concluded from the inputs: reused while they do not change."""
+    """What a reconcile concluded from the inputs: reused while they do not change.
+
+    Only what status needs is kept (not the parsed models): one Plan per bot stays in
+    memory for the operator's lifetime.
+    """
 
     fingerprint: tuple[Any, ...]
-    resolved: ResolvedBot
+    problems: list[Problem]
+    suspended: bool = False
+    halted: bool = False
     shards: list[tuple[str, list[tuple[str, int]]]] = field(default_factory=list)
     apply_error: str | None = None
     created: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class PassResult:
+    status: dict[str, Any]
+    requeue_after: float | None
+    """Seconds until this bot wants another pass without any event (None: never)."""
+
+
+def needs_finalizer(body: Mapping[str, Any], vault_managed: bool) -> bool:
+    """Whether deleting the bot has work to do: the runtime's onDelete (only while it may
+    run, i.e. not suspended) or the Vault grant. Without work, no finalizer (no write)."""
+    spec = body.get("spec") or {}
+    runs = not spec.get("suspend") and spec.get("onDelete", "cancelOrders") != "leave"
+    return vault_managed or runs
+
+
+def next_status_change(
+    exchanges: Sequence[ExchangeObservation], now: datetime, stale_after: timedelta
+) -> float | None:
+    """Seconds until the status could change with no event: the earliest expiry of a held
+    Lease or staleness of a fresh heartbeat. None when nothing can change on its own."""
+    deadlines: list[datetime] = []
+    for exchange in exchanges:
+        for lease in exchange.leases:
+            if not lease.held(now) or lease.renew_time is None:
+                continue
+            deadlines.append(lease.renew_time + timedelta(seconds=lease.duration_seconds))
+            hb = lease.heartbeat
+            if hb is not None and now - hb.ts <= stale_after:
+                deadlines.append(hb.ts + stale_after)
+    if not deadlines:
+        return None
+    return max(0.0, (min(deadlines) - now).total_seconds()) + DEADLINE_MARGIN_SECONDS
+
+
+def _heartbeat_only(patch: Mapping[str, Any]) -> bool:
+    """True when a status patch changes nothing but exchanges.*.lastHeartbeat."""
+    exchanges = patch.get("exchanges")
+    if set(patch) != {"exchanges"} or not isinstance(exchanges, dict):
+        return False
+    return all(
+        isinstance(sub, dict) and set(sub) == {"lastHeartbeat"} for sub in exchanges.values()
+    )
+
+
+def _heartbeat_age(status: Mapping[str, Any], now: datetime) -> float:
+    """Seconds since the oldest lastHeartbeat written in `status` (inf if unreadable)."""
+    ages = []
+    for exchange in (status.get("exchanges") or {}).values():
+        try:
+            ts = datetime.fromisoformat(str(exchange["lastHeartbeat"]).replace("Z", "+00:00"))
+        except (KeyError, TypeError, ValueError):
+            return float("inf")
+        ages.append((now - ts).total_seconds())
+    return max(ages, default=float("inf"))
 
 
 def manifests_hash(manifests: list[Manifest]) -> str:
@@ -185,6 +262,11 @@ class BotReconciler:
     plans: dict[BotKey, Plan] = field(default_factory=dict)
     vault: VaultAdmin | None = None
     """Writes the bot's Vault policy and role (None: the operator does not manage Vault)."""
+    written: dict[BotKey, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """(resourceVersion our last status write produced, that status): until the watch
+    delivers that version, the cached body is older than what is on the object."""
+    delete_requests: dict[BotKey, str] = field(default_factory=dict)
+    """Delete request id already rendered into the bot's ConfigMaps."""
 
     def effective_halted(self, resolved: ResolvedBot) -> bool:
         if resolved.bot is None:
@@ -216,7 +298,56 @@ class BotReconciler:
     def forget(self, key: BotKey) -> None:
         self.applied.pop(key, None)
         self.plans.pop(key, None)
+        self.written.pop(key, None)
+        self.delete_requests.pop(key, None)
         self.inventory.forget(key)
+
+    def observed(self, key: BotKey, resource_version: str | None) -> None:
+        """The watch delivered this version of the bot: once it is our last status write,
+        the cached body has caught up."""
+        written = self.written.get(key)
+        if written is not None and written[0] == resource_version:
+            del self.written[key]
+
+    async def ensure_finalizer(self, key: BotKey, body: Mapping[str, Any]) -> None:
+        if not needs_finalizer(body, self.vault is not None):
+            return
+        await self._set_finalizer(key, body, present=True)
+
+    async def remove_finalizer(self, key: BotKey, body: Mapping[str, Any]) -> None:
+        await self._set_finalizer(key, body, present=False)
+
+    async def _set_finalizer(self, key: BotKey, body: Mapping[str, Any], *, present: bool) -> None:
+        """Add or remove BOT_FINALIZER, guarded by resourceVersion so that a concurrent
+        change of the list is never overwritten. The cached body can be a version behind
+        our own last write; then (rarely) one GET gives the current list."""
+        for attempt in range(2):
+            meta = body.get("metadata", {})
+            finalizers = list(meta.get("finalizers") or [])
+            if (BOT_FINALIZER in finalizers) == present:
+                return
+            if present and meta.get("deletionTimestamp"):
+                return  # too late (the API server refuses it); its runtime was never applied
+            wanted = [*finalizers, BOT_FINALIZER] if present else [
+                f for f in finalizers if f != BOT_FINALIZER
+            ]  # fmt: skip
+            ops: list[dict[str, Any]] = [
+                {"op": "test", "path": "/metadata/resourceVersion",
+                 "value": meta.get("resourceVersion")},
+                {"op": "add", "path": "/metadata/finalizers", "value": wanted},
+            ]  # fmt: skip
+            try:
+                await self.kube.patch_json(BOT_RESOURCE, key[0], key[1], ops)
+                return
+            except ApiException as err:
+                if err.status == 404:
+                    return  # gone: nothing to hold or release
+                if err.status not in (409, 422) or attempt:
+                    raise
+            fresh = await self.kube.get(BOT_RESOURCE, key[0], key[1])
+            if fresh is None:
+                return
+            body = fresh
 
     async def _plan(
         self, key: BotKey, body: Mapping[str, Any], strategies: BodyLookup,
@@ -234,7 +365,12 @@ class BotReconciler:
                 return cached
             self.applied.pop(key, None)  # periodic resync: re-apply to undo drift by others
         resolved = resolve(body, strategies, accounts, self.settings)
-        plan = Plan(fingerprint, resolved)
+        plan = Plan(
+            fingerprint,
+            resolved.problems,
+            suspended=bool(resolved.bot and resolved.bot.spec.suspend),
+            halted=self.effective_halted(resolved),
+        )
         if not resolved.problems and resolved.bot and resolved.strategy:
             accounts_ok = {k: v for k, v in resolved.accounts.items() if v is not None}
             try:
@@ -255,8 +391,8 @@ class BotReconciler:
                     )
                 ]
             except BuildError as exc:
-                resolved.problems.append(Problem("BuildFailed", "spec", str(exc)))
-            except Exception as exc:  # API errors: report, retry on the next pass
+                plan.problems.append(Problem("BuildFailed", "spec", str(exc)))
+            except Exception as exc:  # API errors: report, retry after RETRY_SECONDS
                 self.applied.pop(key, None)
                 plan.apply_error = f"{type(exc).__name__}: {str(exc)[:500]}"
                 log.warning("applying children of %s/%s failed: %s", *key, plan.apply_error)
@@ -272,13 +408,13 @@ class BotReconciler:
         leases: LeaseLookup,
         event: EventSink,
         now: datetime | None = None,
-    ) -> dict[str, Any]:
-        """One pass; returns the status that is now on the object."""
+    ) -> PassResult:
+        """One pass: the status now on the object and when the next pass is due."""
         now = now or datetime.now(UTC)
         meta = body.get("metadata", {})
         key: BotKey = (meta.get("namespace", ""), meta.get("name", ""))
+        await self.ensure_finalizer(key, body)
         plan = await self._plan(key, body, strategies, accounts, event)
-        resolved, apply_error = plan.resolved, plan.apply_error
         observed = {lease.name: lease for lease in leases(*key)} if plan.shards else {}
         exchanges = [
             ExchangeObservation(
@@ -292,24 +428,40 @@ class BotReconciler:
             for account, shards in plan.shards
         ]
 
-        current = dict(body.get("status") or {})
-        current.pop("kopf", None)
+        written = self.written.get(key)
+        if written is not None and written[0] != meta.get("resourceVersion"):
+            current = dict(written[1])  # the cached body predates our last status write
+        else:
+            self.written.pop(key, None)
+            current = dict(body.get("status") or {})
+            current.pop("kopf", None)
+        stale_after = timedelta(seconds=3 * self.settings.lease_duration_seconds)
         observation = Observation(
             generation=meta.get("generation"),
-            suspended=bool(resolved.bot and resolved.bot.spec.suspend),
-            halted=self.effective_halted(resolved),
-            problems=resolved.problems,
-            apply_error=apply_error,
+            suspended=plan.suspended,
+            halted=plan.halted,
+            problems=plan.problems,
+            apply_error=plan.apply_error,
             exchanges=exchanges,
-            stale_after=timedelta(seconds=3 * self.settings.lease_duration_seconds),
+            stale_after=stale_after,
             ever_running=current.get("phase") in ("Running", "Degraded", "Halted"),
         )
         new = compute_status(observation, current, now)
         patch = status_patch(current, new)
+        if (
+            patch
+            and _heartbeat_only(patch)
+            and _heartbeat_age(current, now) < (HEARTBEAT_STATUS_SECONDS)
+        ):
+            patch = {}
+            new = current
         if patch:
-            await self.kube.patch_merge(
+            result = await self.kube.patch_merge(
                 BOT_RESOURCE, key[0], key[1], {"status": patch}, subresource="status"
             )
+            version = (result.get("metadata") or {}).get("resourceVersion")
+            if version:
+                self.written[key] = (str(version), new)
             old_phase, new_phase = current.get("phase"), new["phase"]
             if old_phase != new_phase:
                 warn = new_phase in ("Failed", "Degraded")
@@ -319,7 +471,13 @@ class BotReconciler:
                     ready["reason"],
                     f"phase {old_phase or 'None'} -> {new_phase}: {ready['message']}"[:1000],
                 )
-        return new
+
+        waits = [next_status_change(exchanges, now, stale_after)]
+        if plan.apply_error:
+            waits.append(RETRY_SECONDS)
+        else:
+            waits.append(max(0.0, plan.created + RESYNC_SECONDS - time.monotonic()))
+        return PassResult(new, min((w for w in waits if w is not None), default=None))
 
     async def request_delete_action(
         self,
@@ -332,10 +490,15 @@ class BotReconciler:
         resolved = resolve(body, strategies, accounts, self.settings)
         if resolved.problems or resolved.bot is None or resolved.strategy is None:
             return False
+        meta = body.get("metadata", {})
+        key: BotKey = (meta.get("namespace", ""), meta.get("name", ""))
+        if self.delete_requests.get(key) == request.id:
+            return True  # rendered on an earlier pass: the ConfigMaps carry it
         accounts_ok = {k: v for k, v in resolved.accounts.items() if v is not None}
         children = desired(
             resolved.bot, resolved.strategy, accounts_ok, self.settings, delete_request=request
         )
         config_maps = [c for c in children if c["kind"] == "ConfigMap"]
         await asyncio.gather(*(self.kube.apply(cm) for cm in config_maps))
+        self.delete_requests[key] = request.id
         return True

@@ -3,18 +3,25 @@ the ConfigMap watch, Leases per shard, one ShardEngine per held shard, market da
 heartbeats, delete requests, probes and metrics, graceful shutdown.
 
 Order safety (see engine.py for the pipeline): every engine's ``is_leader`` is the
-LeaseManager's time-based check AND "this process is not stopping", so SIGTERM or a lost
-Lease stops new orders at once; a delete request or ``Halted`` stops them at the next
-call (the ConfigMap watch applies it within the watch latency).
+LeaseManager's time-based check, so a lost Lease stops sending at once. SIGTERM stops
+every engine (no new decision, no new intent) at once; an order already journaled is
+still sent while the Lease is valid, and the Leases are released only after that
+in-flight work has finished (bounded, see ``_quiesce_slots``), so a graceful stop never
+leaves a journaled-but-unsent order for the successor to wait out. A delete request or
+``Halted`` stops new orders at the next call (the ConfigMap watch applies it within the
+watch latency).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
+import random
 import signal
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,9 +41,10 @@ from tradebot_operator.api.runtime_config import DeleteRequest, RuntimeConfig
 from tradebot_operator.api.types import TradingState
 from tradebot_runtime import metrics
 from tradebot_runtime.breaker import BreakerState
+from tradebot_runtime.candles import Timeframe
 from tradebot_runtime.credentials import CredentialsProvider, apply_to_exchange
 from tradebot_runtime.domain import Bar, OrderIntent, OrderType, Side
-from tradebot_runtime.engine import ShardEngine
+from tradebot_runtime.engine import ShardEngine, start_backoff
 from tradebot_runtime.exchange.client import ExchangeClient
 from tradebot_runtime.exchange.endpoint import endpoint_overrides
 from tradebot_runtime.exchange.paper import DEFAULT_FEE_RATE, PaperBroker
@@ -45,7 +53,9 @@ from tradebot_runtime.leases import LeaseManager
 from tradebot_runtime.marketdata import FeedSettings, MarketFeed
 from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.positions import PnlTracker
+from tradebot_runtime.precision import conform_intent
 from tradebot_runtime.presence import RedisPresence, presence_key
+from tradebot_runtime.ratelimit_cost import budget_units_per_minute
 from tradebot_runtime.risk import RiskEngine, RiskLimits
 from tradebot_runtime.status import ShardView, build_heartbeat, diff_config
 from tradebot_runtime.strategies import create_strategy
@@ -60,6 +70,8 @@ ENV_PAPER_FEE_RATE: Final = "TRADEBOT_PAPER_FEE_RATE"
 ENV_POLL_INTERVAL: Final = "TRADEBOT_POLL_INTERVAL_SECONDS"
 ENV_WEBSOCKET: Final = "TRADEBOT_MARKET_DATA_WEBSOCKET"
 FLATTEN_TAG: Final = "flatten"
+SHUTDOWN_QUIESCE_S: Final = 2.0
+"""SIGTERM: how long in-flight order work may finish before the Leases are released."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,18 @@ class ShardSlot:
     starting: asyncio.Task[None] | None = None
     ack: str | None = None
     error: str | None = None
+    start_failures: int = 0
+    """Failed starts in a row (reset by a successful start): drives the back-off."""
+    replay_bars: list[Bar] = field(default_factory=list)
+    """The latest closed live bar(s) (one per symbol, same open time) this process saw
+    without trading them (standby, or still reconciling)."""
+    replay_strategy: Strategy | None = None
+    """A copy of the strategy from before ``replay_bars`` were fed to ``warmup``."""
+
+
+REPLAY_GRACE_MS: Final = 1_000
+"""On takeover the latest closed bar is re-evaluated only while the next one is not yet
+due (its period plus this grace), so a stale signal is never traded."""
 
 
 async def kube_api_client() -> k8s.ApiClient:
@@ -153,6 +177,7 @@ class RuntimeApp:
         self.bot_id = f"{config.namespace}/{config.bot}"
         self.stopping = False
         self.started = False
+        self.rng = random.Random()
         self.failed: str | None = None
         self.delete_request: DeleteRequest | None = None
         self.pending_rollout: frozenset[str] = frozenset()
@@ -241,10 +266,15 @@ class RuntimeApp:
         if self.redis is not None:
             from tradebot_runtime.ratelimit import SharedRateLimiter, budget_params, install
 
+            units = budget_units_per_minute(
+                config.exchange,
+                config.rate_limit.requests_per_minute,
+                config.rate_limit.weight_per_minute,
+            )
             limiter = SharedRateLimiter(
                 self.redis,
                 config.rate_limit.budget_key,
-                budget_params(exchange, config.rate_limit.requests_per_minute),
+                budget_params(exchange, units),
                 pods=lambda: self.leases.live_pods if self.leases else 1,
             )
             install(exchange, limiter)
@@ -377,6 +407,7 @@ class RuntimeApp:
 
     async def shutdown(self) -> None:
         self.request_stop()
+        await self._quiesce_slots(SHUTDOWN_QUIESCE_S)
         if self.leases is not None:
             try:
                 await asyncio.wait_for(self.leases.stop(), 5)
@@ -413,6 +444,27 @@ class RuntimeApp:
         await asyncio.to_thread(shutdown_tracing)  # flushes the batch (blocking HTTP)
         log.info("runtime stopped")
 
+    async def _quiesce_slots(self, limit_s: float) -> None:
+        """Before the Leases are released: cancel shard starts and wait (bounded) until no
+        order work is in flight, so that the successor's first order can never reach the
+        exchange before one of ours (a send already on the wire finishes first). Nothing
+        new starts: ``stopping`` makes ``is_leader`` false and every engine is stopped."""
+        for slot in self.slots.values():
+            if slot.starting is not None and not slot.starting.done():
+                slot.starting.cancel()
+
+        async def idle(slot: ShardSlot) -> None:
+            async with slot.lock:
+                pass
+
+        busy = [slot for slot in self.slots.values() if slot.lock.locked()]
+        if not busy:
+            return
+        try:
+            await asyncio.wait_for(asyncio.gather(*(idle(s) for s in busy)), limit_s)
+        except TimeoutError:
+            log.warning("order work still in flight at shutdown; releasing the leases anyway")
+
     # -- leases -------------------------------------------------------------------------
 
     async def on_acquired(self, shard: int, epoch: int) -> None:
@@ -430,7 +482,10 @@ class RuntimeApp:
             risk=RiskEngine(RiskLimits.from_config(config.risk), self._risk_state()),
             fence=Fence(self.bot_id, config.account, slot.index, epoch),
             symbols=slot.symbols,
-            is_leader=lambda: self.is_leader(slot.index),
+            # lease validity only: after SIGTERM, engine.stopped refuses new intents while
+            # an intent journaled just before may still be sent (released after, see
+            # _quiesce_slots); every decision path checks self.is_leader (not stopping)
+            is_leader=lambda: self.leases is not None and self.leases.is_leader(slot.index),
             pnl=PnlTracker(config.allocation.amount),
         )
         try:
@@ -450,6 +505,9 @@ class RuntimeApp:
                     engine.stopped = True
                     return
                 slot.engine = engine
+                await self._replay_latest_bar(slot, engine)
+            slot.start_failures = 0
+            metrics.SHARD_START_BACKOFF.labels(str(slot.index)).set(0)
             metrics.LEADER.labels(str(slot.index)).set(1)
             log.info(
                 "shard trading",
@@ -461,10 +519,74 @@ class RuntimeApp:
             raise
         except Exception as exc:
             slot.error = f"start failed: {type(exc).__name__}: {exc}"[:150]
-            log.exception("shard start failed", extra={"shard": slot.index, "epoch": epoch})
+            slot.start_failures += 1
+            delay = start_backoff(slot.start_failures, self.rng)
+            metrics.SHARD_START_FAILURES.labels(str(slot.index)).inc()
+            metrics.SHARD_START_BACKOFF.labels(str(slot.index)).set(delay)
+            log.exception(
+                "shard start failed",
+                extra={"shard": slot.index, "epoch": epoch, "failures": slot.start_failures,
+                       "retry_in_s": round(delay, 2)},
+            )  # fmt: skip
             if self.leases is not None and not self.stopping:
-                # give the shard to someone else rather than hold it without trading
-                self._spawn(self._release_failed(slot.index, epoch, delay=1.0))
+                # give the shard to someone else rather than hold it without trading; one
+                # that keeps failing is handed back (and retried under a new epoch) with
+                # exponential back-off instead of every ~2 s
+                self._spawn(self._release_failed(slot.index, epoch, delay=delay))
+
+    async def _replay_latest_bar(self, slot: ShardSlot, engine: ShardEngine) -> None:
+        """Takeover: re-evaluate the latest closed bar with the journal's account snapshot
+        instead of waiting for the next bar (called under ``slot.lock``, reconciled).
+
+        The strategy is restored to its state from before that bar and gets it through
+        ``on_bar``, exactly as a leader would have. What the previous leader already did
+        on that bar is in the context (journaled orders incl. in-flight ones, reconciled
+        fills and positions, tag schedules), so a strategy that decides from the context
+        (every built-in: position/open-order/tag gated) does not repeat it; a pending
+        intent the previous leader never placed is placed now. Nothing is replayed once
+        the next bar is due."""
+        bars, snapshot = slot.replay_bars, slot.replay_strategy
+        slot.replay_bars, slot.replay_strategy = [], None
+        if not bars or snapshot is None:
+            return
+        try:
+            period_ms = Timeframe.parse(bars[0].timeframe).ms
+        except ValueError:
+            return
+        if int(time.time() * 1000) >= bars[0].ts + 2 * period_ms + REPLAY_GRACE_MS:
+            return
+        if not all(self._can_trade(slot, bar) for bar in bars):
+            return
+        slot.strategy = engine.strategy = snapshot
+        log.info(
+            "re-evaluating the latest bar on takeover",
+            extra={"shard": slot.index, "epoch": engine.fence.epoch, "bar_ts": bars[0].ts},
+        )
+        for bar in bars:
+            try:
+                await engine.on_bar(bar)
+            except StaleEpochError as exc:
+                _log_fenced(slot.index, exc)
+                return
+            except Exception:
+                log.exception("bar handling failed", extra={"shard": slot.index})
+
+    def _remember_for_replay(self, slot: ShardSlot, bar: Bar, live: bool) -> None:
+        """Keep the latest closed live bar group and the strategy state from before it
+        (called before ``bar`` is fed to ``warmup``)."""
+        latest = slot.replay_bars[0].ts if slot.replay_bars else None
+        if not live:  # history / backfill: warmed outside any snapshot, nothing to replay
+            slot.replay_bars, slot.replay_strategy = [], None
+        elif latest is None or bar.ts > latest:
+            try:
+                snapshot: Strategy | None = copy.deepcopy(slot.strategy)
+            except Exception:  # a plugin strategy that cannot be copied: no replay
+                snapshot = None
+            slot.replay_bars, slot.replay_strategy = [bar], snapshot
+        elif bar.ts == latest and all(b.symbol != bar.symbol for b in slot.replay_bars):
+            slot.replay_bars.append(bar)
+        else:  # an older bar came late: the snapshot no longer precedes every warmed bar
+            slot.replay_bars, slot.replay_strategy = [], None
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -579,16 +701,10 @@ class RuntimeApp:
             return
         async with slot.lock:
             engine = slot.engine
-            tradeable = (
-                live
-                and engine is not None
-                and self.is_leader(slot.index)
-                and self.delete_request is None
-                and self.feed is not None
-                and not self.feed.stale(bar.symbol)
-                and (self.credentials is None or self.credentials.usable)  # fail closed
-            )
+            tradeable = live and engine is not None and self._can_trade(slot, bar)
             if not tradeable or engine is None:
+                if engine is None and not self.stopping:
+                    self._remember_for_replay(slot, bar, live)
                 slot.strategy.warmup([bar])
                 if engine is not None:
                     engine.last_price[bar.symbol] = bar.close
@@ -599,6 +715,15 @@ class RuntimeApp:
                 _log_fenced(slot.index, exc)
             except Exception:
                 log.exception("bar handling failed", extra={"shard": slot.index})
+
+    def _can_trade(self, slot: ShardSlot, bar: Bar) -> bool:
+        return (
+            self.is_leader(slot.index)
+            and self.delete_request is None
+            and self.feed is not None
+            and not self.feed.stale(bar.symbol)
+            and (self.credentials is None or self.credentials.usable)  # fail closed
+        )
 
     # -- order polling ------------------------------------------------------------------
 
@@ -738,21 +863,33 @@ class RuntimeApp:
         engine.set_trading_state("ReduceOnly")
         try:
             for symbol in engine.symbols:
-                amount = engine.book.position(symbol).amount
-                if amount == 0:
-                    continue
-                side = Side.SELL if amount > 0 else Side.BUY
-                await engine.submit(
-                    OrderIntent(
-                        symbol, side, OrderType.MARKET, abs(amount), reduce_only=True,
-                        tag=FLATTEN_TAG,
-                    )
-                )  # fmt: skip
+                intent = _closing_intent(engine, symbol)
+                if intent is not None:
+                    await engine.submit(intent)
             await engine.resolve_unknown()
             await engine.sync_fills()
         finally:
             engine.set_trading_state("Halted")
-        return all(engine.book.position(s).is_flat for s in engine.symbols) and not engine.orders
+        return all(_closing_intent(engine, s) is None for s in engine.symbols) and not engine.orders
+
+
+def _closing_intent(engine: ShardEngine, symbol: str) -> OrderIntent | None:
+    """The reduce-only market order that closes ``symbol``'s position; None when flat or
+    when the exchange would refuse any closing order (below its minimum amount, step or
+    notional: dust, e.g. the remainder of a base-currency fee), which flatten leaves."""
+    amount = engine.book.position(symbol).amount
+    if amount == 0:
+        return None
+    side = Side.SELL if amount > 0 else Side.BUY
+    intent = OrderIntent(
+        symbol, side, OrderType.MARKET, abs(amount), reduce_only=True, tag=FLATTEN_TAG
+    )
+    rules = engine.client.market_rules(symbol)
+    if conform_intent(intent, rules, engine.last_price.get(symbol)).intent is None:
+        log.info("flatten: position below the exchange's minimum left as dust",
+                 extra={"symbol": symbol, "amount": str(amount)})  # fmt: skip
+        return None
+    return intent
 
 
 def _log_fenced(shard: int, exc: StaleEpochError) -> None:

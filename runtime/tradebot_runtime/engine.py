@@ -19,7 +19,9 @@ answer). Attributes are built only when the span is recording (a provider is ins
 
 from __future__ import annotations
 
+import functools
 import logging
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,8 +51,30 @@ NOT_FOUND_GRACE_MS = 10_000
 """An UNKNOWN order not found by its client id is abandoned only after this long."""
 
 
+START_BACKOFF_INITIAL_S = 1.0
+START_BACKOFF_MAX_S = 30.0
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def start_backoff(
+    failures: int,
+    rng: random.Random,
+    *,
+    initial_s: float = START_BACKOFF_INITIAL_S,
+    max_s: float = START_BACKOFF_MAX_S,
+) -> float:
+    """Seconds a shard whose start failed ``failures`` times in a row (>= 1) waits before
+    it is handed back (and retried, under a new epoch): exponential, capped, with "equal
+    jitter" -- uniform in [d/2, d] for d = min(max_s, initial_s * 2**(failures - 1)) -- so
+    that pods failing together spread out, yet never retry at once. The caller resets
+    ``failures`` after a successful start."""
+    if failures < 1:
+        raise ValueError("failures counts the failed starts and is at least 1")
+    ceiling = min(max_s, initial_s * 2.0 ** min(failures - 1, 30))
+    return rng.uniform(ceiling / 2, ceiling)
 
 
 class NotLeader(RuntimeError):
@@ -184,6 +208,8 @@ class ShardEngine:
             self._mismatch("state_conflict", record.client_order_id)
         if outcome is UpdateOutcome.APPLIED:
             await self.journal.update_order(self.fence, record)
+            if record.state is OrderState.ABANDONED:
+                await self._load_tags()  # it never reached the market: not in the schedule
         if record.state.is_terminal:
             self.orders.pop(record.client_order_id, None)
 
@@ -221,7 +247,9 @@ class ShardEngine:
         """Book our fills from the exchange (deduplicated); returns how many were new."""
         new = 0
         for symbol in self.symbols:
-            for fill in await self.client.my_trades(symbol):
+            # booked trades are in the journal already (the book is loaded from it)
+            known = functools.partial(self.book.has_fill, symbol)
+            for fill in await self.client.my_trades(symbol, known=known):
                 if self.client.ids.parse(fill.client_order_id).shard != self.shard:
                     continue
                 if await self.journal.record_fill(self.fence, fill):

@@ -17,8 +17,13 @@ the runtime may only get and update them. Rules:
   ``monotonic() < start of the last successful renew request + duration - margin``. The
   engine checks it right before every send, so a pod that cannot renew stops sending
   before anyone else can take the Lease.
-* **Release** clears ``holderIdentity`` (and ``renewTime``) at once on shutdown, so a
-  standby takes over within one renew interval instead of a lease duration.
+* **Release** clears ``holderIdentity`` (and ``renewTime``) at once on shutdown.
+* **Watch**: ``run`` also watches each Lease (one field-selected watch per name). A Lease
+  this pod does not hold that becomes free wakes the round at once (a graceful release is
+  taken over in tens of milliseconds, not one renew interval), and every foreign renewal
+  updates the exact expiry the round sleeps until (a dead holder's Lease is taken right
+  after ``renewTime + leaseDurationSeconds``, not up to one renew interval later). Reads
+  and writes stay the plain get/replace above; the watch only decides *when* to look.
 * **Fair share**: a pod holds at most ``ceil(shards / live pods)`` Leases. Live pods come
   from a ``Presence`` (Redis presence set, see presence.py) and, as a floor, from the
   distinct live holders seen on the Leases plus this pod. Surplus Leases are released
@@ -29,6 +34,7 @@ the runtime may only get and update them. Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -38,12 +44,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from kubernetes_asyncio import client
+from kubernetes_asyncio import watch as k8s_watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from tradebot_operator.api.heartbeat import HEARTBEAT_ANNOTATION
 
 log = logging.getLogger("tradebot.leases")
 
+EXPIRY_SLACK_S = 0.02
+"""Wake this long after a foreign Lease's expiry (clock granularity, not a safety margin:
+acquisition compares against the Lease as read at that moment)."""
 HeartbeatFn = Callable[[int, int], str | None]
 """(shard, epoch) -> heartbeat annotation value (None: leave the annotation alone)."""
 ShardHook = Callable[[int, int], Awaitable[None]]
@@ -115,6 +125,7 @@ class LeaseManager:
         on_lost: ShardHook | None = None,
         presence: Presence | None = None,
         clock: Callable[[], float] = time.monotonic,
+        watch: bool = True,
     ) -> None:
         self.coordination = client.CoordinationV1Api(api)
         self.api = api
@@ -134,7 +145,10 @@ class LeaseManager:
         self.live_pods = 1
         self._stopping = False
         self._lock = asyncio.Lock()
-        self._next_expiry: datetime | None = None
+        self._foreign_expiry: dict[int, datetime] = {}
+        """Shard -> when its current (foreign, live) holder's Lease expires."""
+        self._wake = asyncio.Event()
+        self.watch_enabled = watch
 
     # -- queries ------------------------------------------------------------------------
 
@@ -156,23 +170,100 @@ class LeaseManager:
     # -- one round ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Renew/acquire/balance forever (until cancelled or ``stop``)."""
+        """Renew/acquire/balance forever (until cancelled or ``stop``): a round every renew
+        interval, at once when the watch sees a Lease become free, and right after the
+        earliest foreign Lease expires."""
+        watcher = asyncio.create_task(self.watch()) if self.watch_enabled else None
+        try:
+            next_round = self.clock()
+            while not self._stopping:
+                if self.clock() >= next_round or self._wake.is_set() or self._expiry_due():
+                    self._wake.clear()
+                    started = self.clock()
+                    try:
+                        await self.step()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("lease round failed")
+                    self._drop_passed_expiries()
+                    next_round = started + self.renew_interval_s
+                wait = next_round - self.clock()
+                until = self._until_expiry()
+                if until is not None:
+                    wait = min(wait, until)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.02, wait))
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(BaseException):
+                    await watcher
+
+    def _until_expiry(self) -> float | None:
+        """Seconds until just after the earliest foreign Lease expiry (None: none known)."""
+        if not self._foreign_expiry:
+            return None
+        earliest = min(self._foreign_expiry.values())
+        return (earliest - _now()).total_seconds() + EXPIRY_SLACK_S
+
+    def _expiry_due(self) -> bool:
+        until = self._until_expiry()
+        return until is not None and until <= 0
+
+    def _drop_passed_expiries(self) -> None:
+        # a Lease that expired but could not be taken (fair share, an API error) must not
+        # wake every round; the next read or watch event brings it back if renewed
+        now = _now() - timedelta(seconds=EXPIRY_SLACK_S)
+        for shard, expiry in list(self._foreign_expiry.items()):
+            if expiry <= now:
+                del self._foreign_expiry[shard]
+
+    def _observe(self, shard: int, v: LeaseView) -> None:
+        """Remember a foreign holder's expiry; wake the round when the Lease is free (or a
+        Lease this pod holds names someone else)."""
+        now = _now()
+        if shard in self.held:
+            self._foreign_expiry.pop(shard, None)
+            if v.holder != self.identity:
+                self._wake.set()
+            return
+        if v.expired(now) or v.renew_time is None:
+            self._foreign_expiry.pop(shard, None)
+            if len(self.held) < self.fair_share():
+                self._wake.set()
+            return
+        self._foreign_expiry[shard] = v.renew_time + timedelta(seconds=v.duration_s)
+
+    async def watch(self) -> None:
+        """Watch every Lease of this pod (see the module docstring); never raises."""
+        await asyncio.gather(
+            *(self._watch_one(shard, name) for shard, name in enumerate(self.lease_names))
+        )
+
+    async def _watch_one(self, shard: int, name: str) -> None:
+        delay = 0.5
         while not self._stopping:
-            started = self.clock()
             try:
-                await self.step()
+                watcher = k8s_watch.Watch()
+                async with watcher.stream(
+                    self.coordination.list_namespaced_lease,
+                    self.namespace,
+                    field_selector=f"metadata.name={name}",
+                    timeout_seconds=300,
+                ) as stream:
+                    async for event in stream:
+                        delay = 0.5
+                        if event["type"] in ("ADDED", "MODIFIED"):
+                            self._observe(shard, view(event["object"]))
+                        elif event["type"] == "DELETED":
+                            self._foreign_expiry.pop(shard, None)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("lease round failed")
-            elapsed = self.clock() - started
-            wait = self.renew_interval_s - elapsed
-            if self._next_expiry is not None:
-                # wake right after a foreign Lease expires: a standby takes over in about
-                # the lease duration instead of duration + one renew interval
-                until = (self._next_expiry - _now()).total_seconds() + 0.05
-                wait = min(wait, until)
-            await asyncio.sleep(max(0.05, wait))
+            except Exception as exc:
+                log.warning("lease watch %s failed: %s", name, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def step(self) -> None:
         """One round: renew held Leases, count live pods, acquire up to the fair share,
@@ -191,14 +282,11 @@ class LeaseManager:
             await self._count_live(views)
             share = self.fair_share()
             now = _now()
-            self._next_expiry = min(
-                (
-                    v.renew_time + timedelta(seconds=v.duration_s)
-                    for shard, (_, v) in views.items()
-                    if shard not in self.held and not v.expired(now) and v.renew_time
-                ),
-                default=None,
-            )
+            self._foreign_expiry = {
+                shard: v.renew_time + timedelta(seconds=v.duration_s)
+                for shard, (_, v) in views.items()
+                if shard not in self.held and not v.expired(now) and v.renew_time
+            }
             for shard, (lease, view) in sorted(views.items()):
                 if len(self.held) >= share:
                     break
@@ -371,6 +459,7 @@ class LeaseManager:
         """Shutdown: stop renewing and release every held Lease at once (the engine has
         already stopped sending)."""
         self._stopping = True
+        self._wake.set()
         for held in self.held.values():
             held.valid_until = 0.0  # fail closed immediately
         async with self._lock:

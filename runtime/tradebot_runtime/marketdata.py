@@ -4,7 +4,10 @@ Two sources per symbol, the WebSocket first:
 
 * **candles** (timeframes the exchange serves, 1m and up): ``ccxt.pro watch_ohlcv``; a
   candle is closed once a newer one appears or its period has ended on the wall clock.
-  REST fallback: ``fetch_ohlcv`` polling.
+  ``watch_ohlcv`` returns only the candles updated since the previous call (ccxt.pro's
+  ``newUpdates``), usually just the one being built, so the last state of a candle seen
+  while it was open is kept (``SymbolFeed.pending``) and emitted when the stream moves on
+  to a newer candle (or the clock passes its end). REST fallback: ``fetch_ohlcv`` polling.
 * **trades** (sub-minute timeframes such as ``1s``/``5s``, which most exchanges do not
   serve as candles): ``watch_trades`` aggregated by CandleAggregator; REST fallback
   ``fetch_trades`` polling.
@@ -77,6 +80,8 @@ class SymbolFeed:
     since_ms: int | None = None
     seen_ids: dict[str, None] = field(default_factory=dict)
     """Recent trade ids (insertion ordered, bounded): REST polls overlap, ws replays."""
+    pending: Sequence[Any] | None = None
+    """The newest candle row seen while still open (candle timeframes only)."""
 
 
 def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
@@ -84,10 +89,29 @@ def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Rand
     return rng.uniform(0, min(maximum, initial * (2 ** min(attempt, 30))))
 
 
-def closed_rows(rows: Sequence[Sequence[Any]], now: int, timeframe: Timeframe) -> list[Any]:
-    """OHLCV rows whose period has ended at ``now`` (sorted by open time)."""
+def split_closed(
+    rows: Sequence[Sequence[Any]],
+    pending: Sequence[Any] | None,
+    now: int,
+    timeframe: Timeframe,
+) -> tuple[list[Any], Sequence[Any] | None]:
+    """(closed rows sorted by open time, the newest row if still open).
+
+    ``pending`` is the newest open row of an earlier batch; a row of the same open time in
+    ``rows`` replaces it. A row is closed when its period ended at ``now`` or a newer row
+    exists: a stream that returns only the candle being built has moved past it."""
+    by_ts: dict[int, Sequence[Any]] = {}
+    if pending is not None:
+        by_ts[int(pending[0])] = pending
+    for row in rows:
+        by_ts[int(row[0])] = row
+    if not by_ts:
+        return [], None
+    newest = max(by_ts)
     latest = latest_closed_open(now, timeframe)
-    return sorted((r for r in rows if int(r[0]) <= latest), key=lambda r: int(r[0]))
+    closed = [by_ts[ts] for ts in sorted(by_ts) if ts <= latest or ts < newest]
+    still_open = by_ts[newest] if newest > latest else None
+    return closed, still_open
 
 
 def row_to_bar(symbol: str, timeframe: str, row: Sequence[Any]) -> Bar:
@@ -313,10 +337,10 @@ class MarketFeed:
             newest = max(rows, key=lambda r: int(r[0]))
             if any(r is newest for r in valid):
                 self._touch(feed, to_decimal(newest[4]))
-            closed = [
-                row_to_bar(feed.symbol, self.timeframe.label, r)
-                for r in closed_rows(valid, self.clock(), self.timeframe)
-            ]
+            closed_valid, feed.pending = split_closed(
+                valid, feed.pending, self.clock(), self.timeframe
+            )
+            closed = [row_to_bar(feed.symbol, self.timeframe.label, r) for r in closed_valid]
             closed = [
                 b for b in closed if feed.last_emitted_ts is None or b.ts > feed.last_emitted_ts
             ]

@@ -49,6 +49,14 @@ RATE_LIMIT_FALLBACK = Gauge(
     "tradebot_ratelimit_local_fallback",
     "1 while the shared (Redis) rate budget is unreachable and the local share is used.",
 )
+RATE_LIMIT_ACCOUNT_PODS = Gauge(
+    "tradebot_ratelimit_account_pods",
+    "Pods of every bot seen on the account's shared budget (the fallback divides by it).",
+)
+RATE_LIMIT_PAUSES = Counter(
+    "tradebot_ratelimit_pauses_total",
+    "429/418 replies after which this pod paused its requests for the Retry-After.",
+)
 RATE_LIMIT_WAIT = Counter(
     "tradebot_ratelimit_wait_seconds_total", "Time spent waiting for rate-limit tokens."
 )
@@ -57,6 +65,16 @@ MARKET_DATA_STALE = Gauge(
 )
 JOURNAL_FENCED = Counter(
     "tradebot_journal_fenced_total", "Journal writes refused for a stale epoch.", ["shard"]
+)
+SHARD_START_FAILURES = Counter(
+    "tradebot_shard_start_failures_total",
+    "Shard starts (reconciliation before trading) that failed.",
+    ["shard"],
+)
+SHARD_START_BACKOFF = Gauge(
+    "tradebot_shard_start_backoff_seconds",
+    "Back-off before a shard whose start failed is handed back and retried (0 once started).",
+    ["shard"],
 )
 ORDER_REJECTIONS = Counter(
     "trading_order_rejections_total",

@@ -15,7 +15,19 @@ one-minute windows are never exceeded even with a full burst at a window's edge
 
 When Redis is unreachable every pod falls back to ``BucketParams.local_share`` (budget /
 pods using the account) in process, sets ``tradebot_ratelimit_local_fallback`` to 1, and
-probes Redis again every ``retry_s``.
+probes Redis again every ``retry_s``. "Pods using the account" counts every bot's pods:
+the budget key is per account, and several bots may share it, while the caller's
+``pods`` (the bot's own presence) only sees one bot. So while Redis is reachable each
+limiter also registers in the sorted set ``<key>:pods`` (member -> expiry, refreshed every
+``pods_ttl_s / 3``) and remembers how many are registered; the fallback divides by the
+larger of the two counts (``fallback_pods``).
+
+429 before 418: when the exchange answers 429 (or 418) anyway (another tenant of the
+account, a budget set too high), every further request would count towards Binance's
+escalation to an IP ban. ``install`` therefore also hooks the instance's
+``on_rest_response``: a 429/418 reply pauses every request of this process through the
+limiter for the reply's ``Retry-After`` (at least ``MIN_PAUSE_S``), counted in
+``tradebot_ratelimit_pauses_total``.
 """
 
 from __future__ import annotations
@@ -23,7 +35,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
@@ -44,6 +57,10 @@ from tradebot_runtime.ratelimit_lua import (
 log = logging.getLogger("tradebot.ratelimit")
 
 SAFETY: Final = Decimal("0.9")
+MIN_PAUSE_S: Final = 1.0
+"""Pause after a 429/418 without a usable Retry-After header."""
+MAX_PAUSE_S: Final = 300.0
+"""Upper bound of one pause (a bogus Retry-After must not stop the pod for hours)."""
 MAX_REQUEST_COST_MILLI: Final = 5 * MICRO_PER_MILLI
 """Largest single request cost the bucket must be able to serve (Binance exchangeInfo,
 account and myTrades cost 4 units)."""
@@ -62,6 +79,32 @@ def budget_params(
     return BucketParams(rate_milli_per_s=max(rate, 1), capacity_milli=capacity)
 
 
+def retry_after_s(status: int, headers: Mapping[str, Any] | None) -> float | None:
+    """How long to stop sending after a reply with ``status``: None unless it is a 429 or
+    418; else its Retry-After in seconds (case-insensitive header, delta-seconds), within
+    [MIN_PAUSE_S, MAX_PAUSE_S]."""
+    if status not in (418, 429):
+        return None
+    value: Any = None
+    for name, raw in (headers or {}).items():
+        if str(name).lower() == "retry-after":
+            value = raw
+            break
+    try:
+        seconds = float(str(value).strip()) if value is not None else MIN_PAUSE_S
+    except ValueError:
+        seconds = MIN_PAUSE_S
+    if seconds != seconds:  # NaN
+        seconds = MIN_PAUSE_S
+    return min(max(seconds, MIN_PAUSE_S), MAX_PAUSE_S)
+
+
+def fallback_pods(bot_pods: int, account_pods: int) -> int:
+    """Pods to divide the budget by without Redis: the larger of this bot's live pods and
+    the pods of every bot last seen on the account (never below 1)."""
+    return max(bot_pods, account_pods, 1)
+
+
 class SharedRateLimiter:
     """Token bucket shared by every pod on one account (Redis), local share as fallback."""
 
@@ -74,6 +117,8 @@ class SharedRateLimiter:
         pods: Callable[[], int] = lambda: 1,
         retry_s: float = 5.0,
         redis_timeout_s: float = 0.5,
+        member: str | None = None,
+        pods_ttl_s: float = 30.0,
     ) -> None:
         self.client = client
         self.key = key
@@ -81,15 +126,35 @@ class SharedRateLimiter:
         self.pods = pods
         self.retry_s = retry_s
         self.redis_timeout_s = redis_timeout_s
+        self.member = member or uuid.uuid4().hex
+        self.pods_ttl_s = pods_ttl_s
+        self.account_pods = 1
+        """Limiters registered on the account at the last refresh (every bot's pods)."""
+        self._registered_at: float | None = None
+        self._registering = False
         self._script = client.register_script(TOKEN_BUCKET_LUA) if client is not None else None
         self._local_state: BucketState | None = None
         self._redis_down_until = 0.0 if client is not None else float("inf")
         self._lock = asyncio.Lock()
+        self._paused_until = 0.0
         self.waited_s = 0.0
 
     @property
     def using_local_share(self) -> bool:
         return time.monotonic() < self._redis_down_until
+
+    @property
+    def paused(self) -> bool:
+        return time.monotonic() < self._paused_until
+
+    def pause(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (the exchange said 429/418 with Retry-After)."""
+        until = time.monotonic() + seconds
+        if until > self._paused_until:
+            if not self.paused:
+                log.warning("exchange rate limit hit: pausing requests", extra={"seconds": seconds})
+            self._paused_until = until
+        metrics.RATE_LIMIT_PAUSES.inc()
 
     async def _take_redis(self, cost_milli: int) -> tuple[bool, int]:
         assert self._script is not None
@@ -102,8 +167,35 @@ class SharedRateLimiter:
         )
         return bool(int(result[0])), int(result[1])
 
+    async def _register(self) -> None:
+        """Refresh this limiter's entry in ``<key>:pods`` and count the live entries."""
+        now = time.monotonic()
+        if self._registering or (
+            self._registered_at is not None and now - self._registered_at < self.pods_ttl_s / 3
+        ):
+            return
+        assert self.client is not None
+        self._registering = True
+        try:
+            key = f"{self.key}:pods"
+            wall = time.time()
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.zadd(key, {self.member: wall + self.pods_ttl_s})
+                pipe.zremrangebyscore(key, "-inf", wall)
+                pipe.zcard(key)
+                pipe.expire(key, max(int(self.pods_ttl_s * 4), 60))
+                result = await asyncio.wait_for(pipe.execute(), self.redis_timeout_s)
+            self.account_pods = max(int(result[2]), 1)
+            metrics.RATE_LIMIT_ACCOUNT_PODS.set(self.account_pods)
+            self._registered_at = now
+        except Exception as exc:  # advisory: the next refresh tries again
+            log.debug("rate budget pod registry not updated: %s", exc)
+        finally:
+            self._registering = False
+
     def _take_local(self, cost_milli: int) -> tuple[bool, int]:
-        share = self.params.local_share(self.pods(), min_capacity_milli=MAX_REQUEST_COST_MILLI)
+        pods = fallback_pods(self.pods(), self.account_pods)
+        share = self.params.local_share(pods, min_capacity_milli=MAX_REQUEST_COST_MILLI)
         result = bucket_take(
             self._local_state,
             int(time.time() * 1000),
@@ -119,6 +211,7 @@ class SharedRateLimiter:
             try:
                 allowed, wait = await self._take_redis(cost_milli)
                 metrics.RATE_LIMIT_FALLBACK.set(0)
+                await self._register()
                 return allowed, wait
             except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
                 log.warning("rate budget in Redis unreachable, using the local share: %s", exc)
@@ -135,6 +228,10 @@ class SharedRateLimiter:
         cost_milli = min(to_milli_units(units), self.params.capacity_milli)
         started = time.monotonic()
         while True:
+            pause = self._paused_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+                continue
             allowed, wait_ms = await self._take(cost_milli)
             if allowed:
                 break
@@ -146,6 +243,21 @@ class SharedRateLimiter:
 
 
 def install(exchange: Any, limiter: SharedRateLimiter) -> None:
-    """Route a stock ccxt async exchange's throttle through ``limiter``."""
+    """Route a stock ccxt async exchange's throttle through ``limiter``, and pause it on
+    429/418 replies (ccxt calls ``on_rest_response`` with every reply's status and
+    headers before it raises DDoSProtection / RateLimitExceeded)."""
     exchange.enableRateLimit = True
     exchange.throttle = limiter.acquire
+    original = exchange.on_rest_response
+
+    def on_rest_response(code: Any, reason: Any, url: Any, method: Any, headers: Any,
+                         *rest: Any) -> Any:  # fmt: skip
+        try:
+            seconds = retry_after_s(int(code), headers)
+        except (TypeError, ValueError):
+            seconds = None
+        if seconds is not None:
+            limiter.pause(seconds)
+        return original(code, reason, url, method, headers, *rest)
+
+    exchange.on_rest_response = on_rest_response

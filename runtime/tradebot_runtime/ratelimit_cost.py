@@ -113,6 +113,24 @@ def units_per_second(exchange: str | Any) -> Decimal:
     return _MILLI / to_decimal(instance.rateLimit)
 
 
+WEIGHT_PER_UNIT: Final[dict[str, int]] = {"binance": 5}
+"""Exchange request weight per ccxt cost unit, where ccxt's costs are the exchange's weights
+scaled (Binance: 6,000 weight per minute = ccxt's 1,200 units; myTrades weight 20 = 4)."""
+
+
+def budget_units_per_minute(
+    exchange_id: str, requests_per_minute: int | None, weight_per_minute: int | None
+) -> int | None:
+    """The account's budget in ccxt units per minute from its ``rateLimit``: the tighter
+    of ``requestsPerMinute`` (ccxt units) and ``weightPerMinute`` (exchange weight,
+    converted where the exchange's weight-to-unit factor is known); None = ccxt's own."""
+    budgets = [requests_per_minute] if requests_per_minute else []
+    factor = WEIGHT_PER_UNIT.get(exchange_id)
+    if weight_per_minute and factor:
+        budgets.append(max(1, weight_per_minute // factor))
+    return min(budgets) if budgets else None
+
+
 def to_milli_units(cost: Decimal) -> int:
     """Cost in integer milli-units for the token bucket, rounded up (never under-charge)."""
     return int((cost * _MILLI).to_integral_value(rounding=ROUND_CEILING))

@@ -25,8 +25,11 @@ from fixtures.objects import eventually, get
 from fixtures.operator import OperatorProcess
 from fixtures.runtimes import (
     SIM_ACCOUNT,
+    SYMBOL,
     BotSetup,
     Runtime,
+    compare_pnl,
+    heartbeat_pnl_mismatches,
     http_json,
     journal_fills,
     lease,
@@ -34,6 +37,7 @@ from fixtures.runtimes import (
     net_fill_qty,
     run_runtimes,
     setup_bot,
+    sim_marks,
 )
 from fixtures.servers import Postgres, Redis
 from tradebot_operator.api.heartbeat import heartbeat_from_annotations
@@ -144,6 +148,21 @@ def _scenario(
     count = len(ledger(sim_url)["orders"])
     time.sleep(5)
     assert len(ledger(sim_url)["orders"]) == count, "orders placed while Halted"
+
+    # 5b. halted: positions and realized/unrealized PnL in the journal == the same
+    # accounting over the simulator's ledger; the leader's heartbeat carries them
+    def pnl_matches() -> bool:
+        problems, journal, _ = compare_pnl(sim_url, postgres.dsn, bot_id)
+        hb = heartbeat_from_annotations(
+            (lease(cluster, ns, leases[0]).get("metadata") or {}).get("annotations")
+        )
+        price = sim_marks(sim_url, [SYMBOL])[SYMBOL]
+        return not problems and hb is not None and not heartbeat_pnl_mismatches(hb, journal, price)
+
+    eventually(pnl_matches, 20, "journal and heartbeat PnL == simulator ledger")
+    journal = compare_pnl(sim_url, postgres.dsn, bot_id)[1]
+    print(f"pnl: journal == simulator ledger: {journal.positions()}, "
+          f"realized {journal.realized_pnl()}, fees {journal.fees()}")  # fmt: skip
 
     # 6. delete with onDelete cancelOrders: the runtime acknowledges, nothing stays open
     cluster.kubectl("delete", "tradingbot", "rtbot", "-n", ns, "--timeout=60s")

@@ -4,6 +4,8 @@ epoch, immediate takeover after release, optimistic concurrency, fair share."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -187,3 +189,54 @@ async def test_fair_share_releases_surplus(
     assert b.leader_shards() == [1]
     await asyncio.gather(a.step(), b.step())
     assert a.leader_shards() == [0] and b.leader_shards() == [1]
+
+
+async def test_run_takes_over_a_release_at_once_and_an_expiry_on_time(
+    kube_api: client.ApiClient, lease_ns: str
+) -> None:
+    """`run` watches the Leases: a release is taken over in well under one renew interval
+    (10 s here), a dead holder's Lease right after renewTime + duration."""
+    took_b, took_d = asyncio.Event(), asyncio.Event()
+
+    async def b_acquired(shard: int, epoch: int) -> None:
+        took_b.set()
+
+    async def d_acquired(shard: int, epoch: int) -> None:
+        took_d.set()
+
+    names = await _leases(kube_api, lease_ns, 1, 30)
+    a = _manager(kube_api, lease_ns, names, "pod-a", 30)
+    b = _manager(kube_api, lease_ns, names, "pod-b", 30, on_acquired=b_acquired)
+    await a.step()
+    assert a.is_leader(0)
+    standby = asyncio.create_task(b.run())
+    try:
+        await asyncio.sleep(1.0)  # b's first round and its watch are up
+        assert not b.is_leader(0)
+        released = asyncio.get_running_loop().time()
+        await a.stop()
+        await asyncio.wait_for(took_b.wait(), 5)
+        took = asyncio.get_running_loop().time() - released
+        assert took < 1.0, f"release taken over after {took:.2f}s"
+        assert b.is_leader(0) and b.epoch(0) == 2
+    finally:
+        standby.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await standby
+
+    names = await _leases(kube_api, lease_ns, 1, 3)
+    c = _manager(kube_api, lease_ns, names, "pod-c", 3)
+    d = _manager(kube_api, lease_ns, names, "pod-d", 3, on_acquired=d_acquired)
+    await c.step()  # c holds the Lease and then dies (never renews)
+    lease = await _holder(kube_api, lease_ns, names[0])
+    expires = lease.spec.renew_time.timestamp() + 3
+    standby = asyncio.create_task(d.run())
+    try:
+        await asyncio.wait_for(took_d.wait(), 10)
+        late = time.time() - expires
+        assert -0.05 < late < 0.75, f"expired Lease taken over {late:+.2f}s after expiry"
+        assert d.is_leader(0) and d.epoch(0) == 2
+    finally:
+        standby.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await standby

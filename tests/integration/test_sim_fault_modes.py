@@ -286,3 +286,48 @@ async def test_dropped_user_stream_fails_watch_orders(
     await simulator.admin.add_fault(kind="ws_drop", endpoint="ws:user", account="default", count=1)
     with pytest.raises(ccxt_pro.NetworkError):
         await asyncio.wait_for(watch, 5)
+
+
+async def test_weight_limit_fault_lowers_the_limit_and_escalates_to_a_ban() -> None:
+    """weight_limit: while the rule is active the account's weight limit is lower (another
+    tenant uses the budget); the 429s it causes count towards the 418 ban like any other,
+    and clearing the rule restores the configured limit."""
+    limits = Limits(weight_per_minute=6000, violations_before_ban=2, ban_seconds=60)
+    async with running_simulator(TEST_CONFIG, limits=limits) as sim:
+        client = make_ccxt(ccxt_async.binance, sim.url, sim.account())
+        try:
+            await client.load_markets()
+            await client.fetch_balance()  # weight 20: far below 6000
+            fault = await sim.admin.add_fault(kind="weight_limit", limit=30, account="default")
+            statuses = []
+            for _ in range(5):
+                try:
+                    await client.fetch_balance()
+                    statuses.append(200)
+                except ccxt_async.DDoSProtection as exc:
+                    statuses.append(418 if " 418 " in str(exc) else 429)
+                    assert int(client.last_response_headers["Retry-After"]) > 0
+            assert statuses == [429, 429, 418, 418, 418]
+            await sim.admin.clear_fault(fault["id"])
+            await sim.admin.request("POST", "/admin/ratelimits/reset")
+            assert (await client.fetch_balance())["USDT"]["free"] == 100000
+            with pytest.raises(Exception, match="limit"):
+                await sim.admin.add_fault(kind="weight_limit")
+        finally:
+            await client.close()
+
+
+async def test_clock_skew_with_a_lifetime_outlives_the_requests_it_skews(
+    simulator: RunningSimulator, binance: ccxt_async.binance
+) -> None:
+    """Rules expire by wall time: the skewed server clock must not expire the skew rule
+    itself (or any other rule) early."""
+    await simulator.admin.add_fault(kind="clock_skew", offset_ms=30_000, duration_s=30)
+    drop = await simulator.admin.add_fault(kind="ws_drop", duration_s=20)
+    for _ in range(3):  # every signed call is refused while the rule lives
+        with pytest.raises(ccxt_async.InvalidNonce):
+            await binance.fetch_balance()
+    await binance.fetch_ticker("BTC/USDT")  # an anonymous call sees the skewed clock too
+    kinds = {f["kind"] for f in await simulator.admin.faults()}
+    assert kinds == {"clock_skew", "ws_drop"}, kinds
+    await simulator.admin.clear_fault(drop["id"])

@@ -264,13 +264,24 @@ class ExchangeClient:
         )
         return [order_report(o) for o in orders]
 
-    async def my_trades(self, symbol: str, since: int | None = None) -> list[Fill]:
-        """Our fills in ``symbol`` (only orders with one of this bot's client ids)."""
+    async def my_trades(
+        self,
+        symbol: str,
+        since: int | None = None,
+        *,
+        known: Callable[[str], bool] | None = None,
+    ) -> list[Fill]:
+        """Our fills in ``symbol`` (only orders with one of this bot's client ids).
+        Trades whose id ``known`` accepts (already booked) are skipped before their
+        client id is looked up: a new leader does not know the order ids of its
+        predecessor's orders, and one lookup per historical trade made takeovers slow."""
         trades = await self.read(
             "fetch_my_trades", lambda: self.exchange.fetch_my_trades(symbol, since)
         )
         out: list[Fill] = []
         for trade in trades:
+            if known is not None and trade.get("id") is not None and known(str(trade["id"])):
+                continue
             cid = trade.get("clientOrderId") or (trade.get("info") or {}).get("clientOrderId")
             order_id = trade.get("order")
             if cid is None and order_id is not None:

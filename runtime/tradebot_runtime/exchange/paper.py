@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -199,8 +199,18 @@ class PaperBroker(ExchangeClient):
             if o.symbol == symbol and o.status == "open"
         ]
 
-    async def my_trades(self, symbol: str, since: int | None = None) -> list[Fill]:
-        return [f for f in self.fills.get(symbol, []) if since is None or f.ts >= since]
+    async def my_trades(
+        self,
+        symbol: str,
+        since: int | None = None,
+        *,
+        known: Callable[[str], bool] | None = None,
+    ) -> list[Fill]:
+        return [
+            f
+            for f in self.fills.get(symbol, [])
+            if (since is None or f.ts >= since) and (known is None or not known(f.trade_id))
+        ]
 
     async def free_balances(self) -> dict[str, Decimal]:
         return {}
