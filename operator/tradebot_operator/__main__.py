@@ -8,6 +8,9 @@ liveness endpoint and log format the deployment expects. Environment:
   TRADEBOT_LOG_FORMAT         json (default) | plain
   TRADEBOT_PEERING            kopf peering object name for active/standby operators
                               (default: standalone, one active replica)
+  TRADEBOT_API_CONCURRENCY    API requests in flight at most (default 16)
+  TRADEBOT_RECONCILE_WORKERS  bots reconciled at once by the work queue (default 16)
+  TRADEBOT_DEBUG              verbose logs, kopf's per-event lines included
 """
 
 from __future__ import annotations

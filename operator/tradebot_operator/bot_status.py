@@ -26,6 +26,9 @@ WAITING_REASONS = frozenset({"StrategyNotFound", "AccountNotFound", "Credentials
 # stays Pending in them; it is Degraded only once it has run, or when a shard reports
 # anything else (Error, Draining, a stale heartbeat).
 STARTING_STATES = frozenset({"Starting", "Reconciling"})
+# ...but not forever: a runtime that is still starting this long after the bot became
+# not-ready (journal load or reconciliation hanging) is reported Degraded.
+STARTUP_TIMEOUT = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Observation:
     exchanges: Sequence[ExchangeObservation] = ()
     stale_after: timedelta = timedelta(seconds=18)
     ever_running: bool = False
+    startup_timeout: timedelta = STARTUP_TIMEOUT
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -134,9 +138,31 @@ def _unready_states(obs: ExchangeObservation, now: datetime, stale_after: timede
     )
 
 
+def not_ready_since(current: Mapping[str, Any]) -> datetime | None:
+    """When the Ready condition last turned False (None: ready, or never written)."""
+    for condition in current.get("conditions") or []:
+        if isinstance(condition, dict) and condition.get("type") == "Ready":
+            if condition.get("status") != "False":
+                return None
+            try:
+                return datetime.fromisoformat(
+                    str(condition.get("lastTransitionTime")).replace("Z", "+00:00")
+                )
+            except ValueError:
+                return None
+    return None
+
+
+def startup_deadline(obs: Observation, current: Mapping[str, Any]) -> datetime | None:
+    """When a bot still waiting for its runtime turns Degraded (None: it is not waiting)."""
+    since = not_ready_since(current)
+    return since + obs.startup_timeout if since is not None else None
+
+
 def _runtime_verdict(
-    obs: Observation, exchanges: dict[str, dict[str, Any]], now: datetime
-) -> tuple[str, str, str]:
+    obs: Observation, exchanges: dict[str, dict[str, Any]], now: datetime,
+    current: Mapping[str, Any],
+) -> tuple[str, str, str]:  # fmt: skip
     """(phase, reason, message) from the runtime's side once the spec is fine."""
     unready = {ex.account: _unready_states(ex, now, obs.stale_after) for ex in obs.exchanges}
     not_ready = [
@@ -149,7 +175,15 @@ def _runtime_verdict(
         return "Running", "AllShardsReady", "every shard has a ready leader"
     starting = all(set(states) <= STARTING_STATES for states in unready.values())
     if not obs.ever_running and starting:
-        return "Pending", "WaitingForRuntime", "; ".join(not_ready)
+        deadline = startup_deadline(obs, current)
+        if deadline is None or now < deadline:
+            return "Pending", "WaitingForRuntime", "; ".join(not_ready)
+        minutes = obs.startup_timeout.total_seconds() / 60
+        return (
+            "Degraded",
+            "RuntimeStartTimeout",
+            f"runtime still starting after {minutes:g} min: " + "; ".join(not_ready),
+        )
     return "Degraded", "ShardsNotReady", "; ".join(not_ready)
 
 
@@ -174,7 +208,7 @@ def compute_status(
     elif obs.suspended:
         phase, reason, message = "Suspended", "Suspended", "spec.suspend is true: no runtime pods"
     else:
-        phase, reason, message = _runtime_verdict(obs, exchanges, now)
+        phase, reason, message = _runtime_verdict(obs, exchanges, now, current)
         if obs.halted and phase == "Running":
             phase, reason, message = "Halted", "Halted", "tradingState is Halted: no new orders"
         if phase == "Pending":

@@ -33,6 +33,7 @@ from tradebot_operator.bot_status import (
     LeaseObservation,
     Observation,
     compute_status,
+    startup_deadline,
 )
 from tradebot_operator.builders.desired import desired, exchange_contexts
 from tradebot_operator.builders.meta import BuildError
@@ -473,6 +474,13 @@ class BotReconciler:
                 )
 
         waits = [next_status_change(exchanges, now, stale_after)]
+        ready_condition: dict[str, Any] = next(
+            (c for c in new.get("conditions", []) if c.get("type") == "Ready"), {}
+        )
+        deadline = startup_deadline(observation, new)
+        if ready_condition.get("reason") == "WaitingForRuntime" and deadline is not None:
+            # a runtime stuck while starting turns the bot Degraded at this time
+            waits.append(max(0.0, (deadline - now).total_seconds()) + DEADLINE_MARGIN_SECONDS)
         if plan.apply_error:
             waits.append(RETRY_SECONDS)
         else:

@@ -7,10 +7,12 @@ from decimal import Decimal
 
 from tradebot_operator.api.heartbeat import Heartbeat
 from tradebot_operator.bot_status import (
+    STARTUP_TIMEOUT,
     ExchangeObservation,
     LeaseObservation,
     Observation,
     compute_status,
+    startup_deadline,
 )
 from tradebot_operator.conditions import find
 from tradebot_operator.validation import Problem
@@ -170,3 +172,34 @@ def test_transition_time_only_moves_when_status_flips() -> None:
     assert ready is not None
     assert ready["status"] == "False"
     assert ready["lastTransitionTime"] == "2026-11-22T12:00:02Z"
+
+
+def test_runtime_stuck_while_starting_turns_degraded_after_the_startup_timeout() -> None:
+    ex = ExchangeObservation(
+        account="acct", shards_total=1, leases=[lease(0, "pod-a", ready=False, state="Reconciling")]
+    )
+    first = compute_status(obs(ex), None, NOW)
+    assert first["phase"] == "Pending"
+    deadline = startup_deadline(obs(ex), first)
+    assert deadline == NOW + STARTUP_TIMEOUT  # Ready turned False now, on the first write
+    later = deadline - timedelta(seconds=1)
+    assert compute_status(obs(ex), first, later)["phase"] == "Pending"
+    fresh = ExchangeObservation(  # the runtime keeps renewing, but never gets ready
+        account="acct", shards_total=1,
+        leases=[lease(0, "pod-a", ready=False, state="Reconciling", age=-299)],
+    )  # fmt: skip
+    stuck = compute_status(obs(fresh), first, deadline)
+    assert stuck["phase"] == "Degraded"
+    ready = find(stuck["conditions"], "Ready")
+    assert ready is not None and ready["reason"] == "RuntimeStartTimeout"
+    assert (
+        ready["message"] == "runtime still starting after 5 min: acct: 0/1 shards ready "
+        "(runtime Reconciling)"
+    )
+    # once ready, there is no deadline any more
+    running = ExchangeObservation(
+        account="acct", shards_total=1, leases=[lease(0, "pod-a", age=-299)]
+    )
+    status = compute_status(obs(running), stuck, deadline)
+    assert status["phase"] == "Running"
+    assert startup_deadline(obs(running), status) is None
