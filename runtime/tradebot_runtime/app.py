@@ -22,7 +22,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
@@ -55,6 +55,7 @@ from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.positions import PnlTracker
 from tradebot_runtime.precision import conform_intent
 from tradebot_runtime.presence import RedisPresence, presence_key
+from tradebot_runtime.ratelimit import SharedRateLimiter, budget_params, install
 from tradebot_runtime.ratelimit_cost import budget_units_per_minute
 from tradebot_runtime.risk import RiskEngine, RiskLimits
 from tradebot_runtime.status import ShardView, build_heartbeat, diff_config
@@ -210,6 +211,10 @@ class RuntimeApp:
     def is_leader(self, shard: int) -> bool:
         return not self.stopping and self.leases is not None and self.leases.is_leader(shard)
 
+    def _leading(self, slot: ShardSlot) -> Callable[[], float]:
+        """tradebot_leader of a shard: 1 while this pod trades it and its Lease is fresh."""
+        return lambda: 1.0 if slot.engine is not None and self.is_leader(slot.index) else 0.0
+
     def ready(self) -> bool:
         if not self.started or self.stopping or self.failed is not None:
             return False
@@ -239,6 +244,9 @@ class RuntimeApp:
             self.slots[shard.index] = slot
             for symbol in shard.symbols:
                 self.slot_by_symbol[symbol] = slot
+            # Evaluated at scrape time with the same fail-closed check that guards sending,
+            # so the gauge drops to 0 as soon as renewals stop, not when the loss is noticed.
+            metrics.LEADER.labels(str(shard.index)).set_function(self._leading(slot))
         await self._start_http()
         self.api = await kube_api_client()
         dsn = config.journal_dsn or os.environ.get(ENV_JOURNAL_DSN)
@@ -263,21 +271,22 @@ class RuntimeApp:
         else:
             self.client = ExchangeClient(exchange, ids)
         del credentials
-        if self.redis is not None:
-            from tradebot_runtime.ratelimit import SharedRateLimiter, budget_params, install
-
-            units = budget_units_per_minute(
-                config.exchange,
-                config.rate_limit.requests_per_minute,
-                config.rate_limit.weight_per_minute,
-            )
-            limiter = SharedRateLimiter(
-                self.redis,
-                config.rate_limit.budget_key,
-                budget_params(exchange, units),
-                pods=lambda: self.leases.live_pods if self.leases else 1,
-            )
-            install(exchange, limiter)
+        # Always throttled through our limiter (never ccxt's own): without Redis it keeps
+        # the conservative local share for good, and the 429/418 pause still applies.
+        if self.redis is None:
+            log.warning("no Redis configured: rate budget is a local share of the account's")
+        units = budget_units_per_minute(
+            config.exchange,
+            config.rate_limit.requests_per_minute,
+            config.rate_limit.weight_per_minute,
+        )
+        limiter = SharedRateLimiter(
+            self.redis,
+            config.rate_limit.budget_key,
+            budget_params(exchange, units),
+            pods=lambda: self.leases.live_pods if self.leases else 1,
+        )
+        install(exchange, limiter)
         client = self.client
         await _retry("load_markets", client.load_markets)
         for symbol in config.symbols:
@@ -425,7 +434,6 @@ class RuntimeApp:
         for slot in self.slots.values():
             if slot.starting is not None:
                 slot.starting.cancel()
-            metrics.LEADER.labels(str(slot.index)).set(0)
         for closer in (
             self.client.close if self.client else None,
             self.ws.close if self.ws else None,
@@ -508,7 +516,6 @@ class RuntimeApp:
                 await self._replay_latest_bar(slot, engine)
             slot.start_failures = 0
             metrics.SHARD_START_BACKOFF.labels(str(slot.index)).set(0)
-            metrics.LEADER.labels(str(slot.index)).set(1)
             log.info(
                 "shard trading",
                 extra={"shard": slot.index, "epoch": epoch, "orders": len(engine.orders)},
@@ -608,7 +615,6 @@ class RuntimeApp:
                 slot.engine.stopped = True
             slot.engine = None
             slot.epoch = None
-        metrics.LEADER.labels(str(shard)).set(0)
 
     async def before_release(self, shard: int, epoch: int) -> None:
         await self._stop_slot(shard, epoch)

@@ -135,6 +135,8 @@ class SharedRateLimiter:
         self._script = client.register_script(TOKEN_BUCKET_LUA) if client is not None else None
         self._local_state: BucketState | None = None
         self._redis_down_until = 0.0 if client is not None else float("inf")
+        if client is None:  # no Redis at all: the local share for good, and said so
+            metrics.RATE_LIMIT_FALLBACK.set(1)
         self._lock = asyncio.Lock()
         self._paused_until = 0.0
         self.waited_s = 0.0

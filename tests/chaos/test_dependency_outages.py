@@ -430,6 +430,10 @@ def _pause_api_server(
     try:
         time.sleep(pause_s)
         alive(runtimes)
+        # no pod claims leadership once its Lease may have expired (the gauge follows the
+        # same fail-closed check that stops sending)
+        leading = {n: rt.metric("tradebot_leader", shard="0") for n, rt in runtimes.items()}
+        assert all(v in (None, 0.0) for v in leading.values()), leading
     finally:
         os.kill(pid, signal.SIGCONT)
     resumed = _now_ms()
