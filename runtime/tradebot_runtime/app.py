@@ -55,7 +55,12 @@ from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.positions import PnlTracker
 from tradebot_runtime.precision import conform_intent
 from tradebot_runtime.presence import RedisPresence, presence_key
-from tradebot_runtime.ratelimit import SharedRateLimiter, budget_params, install
+from tradebot_runtime.ratelimit import (
+    SharedRateLimiter,
+    budget_params,
+    install,
+    order_count_params,
+)
 from tradebot_runtime.ratelimit_cost import budget_units_per_minute
 from tradebot_runtime.risk import RiskEngine, RiskLimits
 from tradebot_runtime.status import ShardView, build_heartbeat, diff_config
@@ -287,6 +292,13 @@ class RuntimeApp:
             pods=lambda: self.leases.live_pods if self.leases else 1,
         )
         install(exchange, limiter)
+        if config.rate_limit.orders_per_10s and not isinstance(self.client, PaperBroker):
+            self.client.order_limiter = SharedRateLimiter(
+                self.redis,
+                config.rate_limit.budget_key + ":orders",
+                order_count_params(config.rate_limit.orders_per_10s),
+                pods=lambda: self.leases.live_pods if self.leases else 1,
+            )
         client = self.client
         await _retry("load_markets", client.load_markets)
         for symbol in config.symbols:

@@ -361,6 +361,7 @@ class ShardEngine:
         symbol = intent.symbol
         order_span = trace.get_current_span()
         try:
+            await self.client.reserve_order()
             seq = await self._next_seq()
             now = now_ms()
             record = OrderRecord(

@@ -79,6 +79,18 @@ def budget_params(
     return BucketParams(rate_milli_per_s=max(rate, 1), capacity_milli=capacity)
 
 
+def order_count_params(orders_per_10s: int) -> BucketParams:
+    """The bucket of an account's new-order limit (Binance: orders per 10 s, counted per
+    account, separately from request weight). One token per order. Any 10 s interval then
+    holds at most capacity + 10 s x rate = floor(N / 10) + 0.9 N <= N orders (capacity 1
+    below N = 10: floor(1 + 0.9 N) <= N), whatever the exchange's window alignment."""
+    if orders_per_10s <= 0:
+        raise ValueError("ordersPer10s must be positive")
+    capacity = to_milli_units(Decimal(max(1, orders_per_10s // 10)))
+    rate = to_milli_units(Decimal(orders_per_10s) * Decimal("0.09"))  # 0.9 N per 10 s
+    return BucketParams(rate_milli_per_s=max(rate, 1), capacity_milli=capacity)
+
+
 def retry_after_s(status: int, headers: Mapping[str, Any] | None) -> float | None:
     """How long to stop sending after a reply with ``status``: None unless it is a 429 or
     418; else its Retry-After in seconds (case-insensitive header, delta-seconds), within

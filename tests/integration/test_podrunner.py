@@ -455,16 +455,11 @@ def test_second_runner_for_a_node_refuses_and_takes_over_a_dead_one(
         wait_for(lambda: _holder_pid(cluster, node) == third.pid, 30, "the takeover")
         assert time.monotonic() - started < 20  # well under the 40 s Lease duration
         assert "taking node" in (tmp_path / "third.log").read_text()
-        ready = cluster.kubectl(
-            "get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
-        ).stdout
-        assert ready == "True"
+        assert _node_ready(cluster, node) == "True"
     finally:
         for proc in procs:
             stop(proc, timeout=20)
-        cluster.kubectl("delete", "node", node, "--ignore-not-found", check=False)
-        cluster.kubectl("delete", "lease", node, "-n", "kube-node-lease", "--ignore-not-found",
-                        check=False)  # fmt: skip
+        _delete_node(cluster, node)
 
 
 def test_a_runner_that_stopped_renewing_loses_the_node_and_exits(
@@ -491,18 +486,25 @@ def test_a_runner_that_stopped_renewing_loses_the_node_and_exits(
         assert "another pod runner took the node over" in (tmp_path / "first.log").read_text()
         time.sleep(2)  # the loser left node and Lease alone
         assert _holder_pid(cluster, node) == second.pid and second.poll() is None
-        ready = cluster.kubectl(
-            "get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
-        ).stdout
-        assert ready == "True"
+        assert _node_ready(cluster, node) == "True"
     finally:
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGCONT)
             stop(proc, timeout=20)
-        cluster.kubectl("delete", "node", node, "--ignore-not-found", check=False)
-        cluster.kubectl("delete", "lease", node, "-n", "kube-node-lease", "--ignore-not-found",
-                        check=False)  # fmt: skip
+        _delete_node(cluster, node)
+
+
+def _node_ready(cluster: Cluster, node: str) -> str:
+    return cluster.kubectl(
+        "get", "node", node, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
+    ).stdout
+
+
+def _delete_node(cluster: Cluster, node: str) -> None:
+    cluster.kubectl("delete", "node", node, "--ignore-not-found", check=False)
+    cluster.kubectl("delete", "lease", node, "-n", "kube-node-lease", "--ignore-not-found",
+                    check=False)  # fmt: skip
 
 
 def _processes_of_pod(uid: str) -> list[int]:

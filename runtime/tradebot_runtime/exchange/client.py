@@ -114,6 +114,14 @@ class ExchangeClient:
         self.tick_size_mode = getattr(exchange, "precisionMode", None) == ccxt.TICK_SIZE
         self._cid_by_order_id: dict[str, str] = {}
         self._foreign_order_ids: set[str] = set()
+        self.order_limiter: Any = None
+        """The account's new-order bucket (``ratelimit.order_count_params``), if limited."""
+
+    async def reserve_order(self) -> None:
+        """Wait for the account's new-order budget. Called before the intent is journaled,
+        so that no wait sits between the journal write and the send."""
+        if self.order_limiter is not None:
+            await self.order_limiter.acquire(1)
 
     async def close(self) -> None:
         await self.exchange.close()

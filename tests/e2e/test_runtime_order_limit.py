@@ -1,0 +1,65 @@
+"""The account's new-order limit (`rateLimit.ordersPer10s`) is kept by the runtime, not
+discovered through 429s: a strategy that wants an order every second, on an account whose
+exchange allows 3 new orders per 10 s, gets orders through at about that pace and the
+simulator counts no refused order."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from fixtures.cluster import Cluster
+from fixtures.failover import CHURN_RISK
+from fixtures.objects import eventually
+from fixtures.operator import OperatorProcess
+from fixtures.runtimes import (
+    PLUGIN_ENV,
+    SIM_ACCOUNT,
+    http_json,
+    ledger,
+    run_runtimes,
+    setup_bot,
+    simulator_process,
+)
+from fixtures.servers import Postgres, Redis
+from fixtures.strategies import churn_spec
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+LIMIT = 3  # new orders per 10 s, at the simulator and in the account's spec
+
+
+def test_runtime_keeps_the_accounts_order_count_limit(
+    crds_installed: Cluster,
+    operator_process: OperatorProcess,
+    postgres: Postgres,
+    redis_server: Redis,
+    tmp_path: Path,
+) -> None:
+    cluster = crds_installed
+    ns = cluster.namespace("ordlimit")
+    with simulator_process(tmp_path, "--orders-per-10s", str(LIMIT)) as sim_url:
+        setup = setup_bot(
+            cluster, ns, sim_url, postgres, redis_server, tmp_path,
+            strategy_spec=churn_spec(), bot_spec={"risk": CHURN_RISK}, extra_env=PLUGIN_ENV,
+            account_spec={"rateLimit": {"weightPerMinute": 6000, "ordersPer10s": LIMIT}},
+        )  # fmt: skip
+        with run_runtimes(setup, tmp_path, "ol-a") as runtimes:
+            rt = runtimes["ol-a"]
+
+            def first_order() -> bool:
+                assert rt.proc.poll() is None, rt.tail()
+                return len(ledger(sim_url)["orders"]) >= 1
+
+            eventually(first_order, 90, "the first order")
+            started, before = time.monotonic(), len(ledger(sim_url)["orders"])
+            time.sleep(25)
+            placed = len(ledger(sim_url)["orders"]) - before
+            elapsed = time.monotonic() - started
+        summary = http_json(f"{sim_url}/admin/ledger")["accounts"][SIM_ACCOUNT]
+    print(f"order limit: {placed} orders in {elapsed:.1f}s at {LIMIT} per 10 s")
+    assert summary["rate_limit_violations"] == 0, summary
+    # demand was one order a second: the limit, not the strategy, set the pace
+    assert placed >= 3, placed
+    assert placed <= LIMIT * (elapsed / 10 + 1), placed
