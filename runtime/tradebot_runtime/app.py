@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+import asyncpg
 import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 from aiohttp import web
@@ -136,6 +137,15 @@ class ShardSlot:
     """A copy of the strategy from before ``replay_bars`` were fed to ``warmup``."""
 
 
+JOURNAL_OUTAGE: Final = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # admin/crash shutdown, cannot connect now
+    OSError,
+    TimeoutError,
+)
+"""Errors that mean the journal's server is unreachable (not a bad statement)."""
+
 REPLAY_GRACE_MS: Final = 1_000
 """On takeover the latest closed bar is re-evaluated only while the next one is not yet
 due (its period plus this grace), so a stale signal is never traded."""
@@ -195,6 +205,8 @@ class RuntimeApp:
         self.api: k8s.ApiClient | None = None
         self.journal: Journal | None = None
         self.redis: Any = None
+        self.journal_problem: str | None = None
+        """Set while the journal's PostgreSQL is unreachable: no order can be placed."""
         self.client: ExchangeClient | None = None
         self.ws: Any = None
         self.feed: MarketFeed | None = None
@@ -587,8 +599,8 @@ class RuntimeApp:
             except StaleEpochError as exc:
                 _log_fenced(slot.index, exc)
                 return
-            except Exception:
-                log.exception("bar handling failed", extra={"shard": slot.index})
+            except Exception as exc:
+                self._bar_failed(slot, exc)
 
     def _remember_for_replay(self, slot: ShardSlot, bar: Bar, live: bool) -> None:
         """Keep the latest closed live bar group and the strategy state from before it
@@ -661,6 +673,7 @@ class RuntimeApp:
             unrealized_pnl=engine.book.unrealized_pnl(marks),
             mismatches=engine.stats.mismatches,
             breaker=breaker,
+            error=self.journal_problem,
         )
 
     def messages(self, slot: ShardSlot) -> list[str]:
@@ -731,8 +744,15 @@ class RuntimeApp:
                 await engine.on_bar(bar)
             except StaleEpochError as exc:
                 _log_fenced(slot.index, exc)
-            except Exception:
-                log.exception("bar handling failed", extra={"shard": slot.index})
+            except Exception as exc:
+                self._bar_failed(slot, exc)
+
+    def _bar_failed(self, slot: ShardSlot, exc: Exception) -> None:
+        if isinstance(exc, JOURNAL_OUTAGE):  # reported by check_journal: one line here
+            log.warning("bar not traded: journal unreachable",
+                        extra={"shard": slot.index, "error": repr(exc)})  # fmt: skip
+        else:
+            log.error("bar handling failed", extra={"shard": slot.index}, exc_info=exc)
 
     def _can_trade(self, slot: ShardSlot, bar: Bar) -> bool:
         return (
@@ -745,9 +765,26 @@ class RuntimeApp:
 
     # -- order polling ------------------------------------------------------------------
 
+    async def check_journal(self) -> None:
+        """Probe the journal while this pod leads a shard; report an outage (heartbeat,
+        log) on the transition, not on every failed bar."""
+        if self.journal is None or not any(self.is_leader(s) for s in self.slots):
+            return
+        try:
+            await self.journal.ping()
+        except JOURNAL_OUTAGE as exc:
+            if self.journal_problem is None:
+                log.warning("journal unreachable: no new orders", extra={"error": repr(exc)})
+            self.journal_problem = f"journal unreachable ({type(exc).__name__}): no new orders"
+            return
+        if self.journal_problem is not None:
+            log.info("journal reachable again")
+        self.journal_problem = None
+
     async def poll_loop(self) -> None:
         while True:
             await asyncio.sleep(self.poll_interval_s)
+            await self.check_journal()
             for slot in self.slots.values():
                 engine = slot.engine
                 if engine is None or engine.stopped or not self.is_leader(slot.index):

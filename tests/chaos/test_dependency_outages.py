@@ -128,7 +128,10 @@ def test_postgres_restart_mid_trading(
                     # immediate: like a crash (no checkpoint, connections cut)
                     _pg_ctl(pg, workdir, "-m", "immediate", "stop")
                     stopped = _now_ms()
-                    time.sleep(outage_s)
+                    # the outage is reported through the heartbeat (bot status), not hidden
+                    wait_for(lambda: _journal_reported(setup), outage_s,
+                             "journal outage in the heartbeat", runtimes)  # fmt: skip
+                    time.sleep(max(0.0, outage_s - (_now_ms() - stopped) / 1000))
                     alive(runtimes)
                     # nothing reached the exchange that the journal does not hold
                     sent_while_down = _orders_after(sim_url, stopped)
@@ -144,12 +147,18 @@ def test_postgres_restart_mid_trading(
                     # trading resumes on the same process
                     wait_for(lambda: _orders_after(sim_url, back) >= 2, 60,  # noqa: B023
                              "orders after the restart", runtimes)  # fmt: skip
+                    wait_for(lambda: not _journal_reported(setup), 30,
+                             "the outage report cleared", runtimes)  # fmt: skip
                 assert_invariants(sim_url, pg.dsn, setup.bot_id)
                 orders, _ = journal_snapshot(pg.dsn, setup.bot_id)
                 assert {o["clientOrderId"] for o in _orders(sim_url)} <= set(orders)
                 assert rt.metric("tradebot_leader", shard="0") == 1.0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _journal_reported(setup: BotSetup) -> bool:
+    return "journal unreachable" in _heartbeat_message(setup.cluster, setup.ns, setup.leases[0])
 
 
 # -- Redis down ---------------------------------------------------------------------------

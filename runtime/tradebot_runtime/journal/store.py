@@ -178,6 +178,10 @@ class Journal:
     async def close(self) -> None:
         await self.pool.close()
 
+    async def ping(self, timeout_s: float = 2.0) -> None:
+        """One round trip to the server (raises when it is unreachable)."""
+        await self.pool.fetchval("SELECT 1", timeout=timeout_s)
+
     # -- shards -------------------------------------------------------------------------
 
     async def take_shard(self, fence: Fence, holder: str) -> int:
