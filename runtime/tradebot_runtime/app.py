@@ -304,6 +304,8 @@ class RuntimeApp:
             pods=lambda: self.leases.live_pods if self.leases else 1,
         )
         install(exchange, limiter)
+        if not isinstance(self.client, PaperBroker):  # the in-process broker sends nothing
+            self.client.use_limiter(limiter)
         if config.rate_limit.orders_per_10s and not isinstance(self.client, PaperBroker):
             self.client.order_limiter = SharedRateLimiter(
                 self.redis,

@@ -357,11 +357,19 @@ class ShardEngine:
             return await self._place(intent, started)
 
     async def _place(self, intent: OrderIntent, started: float) -> OrderRecord | None:
-        """journal (fenced, intent first) -> send -> apply the answer; inside the order span."""
+        """rate-limit tokens -> journal (fenced, intent first) -> send -> apply the answer;
+        inside the order span. The tokens are taken first so that nothing waits between
+        the journal write and the send."""
+        await self.client.reserve_order()
+        try:
+            return await self._journal_and_send(intent, started)
+        finally:
+            self.client.release_reservation()
+
+    async def _journal_and_send(self, intent: OrderIntent, started: float) -> OrderRecord | None:
         symbol = intent.symbol
         order_span = trace.get_current_span()
         try:
-            await self.client.reserve_order()
             seq = await self._next_seq()
             now = now_ms()
             record = OrderRecord(

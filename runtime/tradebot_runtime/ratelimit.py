@@ -33,6 +33,7 @@ limiter for the reply's ``Retry-After`` (at least ``MIN_PAUSE_S``), counted in
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 import uuid
@@ -61,6 +62,18 @@ MIN_PAUSE_S: Final = 1.0
 """Pause after a 429/418 without a usable Retry-After header."""
 MAX_PAUSE_S: Final = 300.0
 """Upper bound of one pause (a bogus Retry-After must not stop the pod for hours)."""
+
+
+class _Credit:
+    """Tokens already taken (milli-units) for the next request(s) of a task. A mutable
+    holder: a task created meanwhile (e.g. by ``asyncio.wait_for``) shares it instead of
+    copying it, so a credit is never spent twice."""
+
+    milli = 0
+
+
+_PREPAID: Final = contextvars.ContextVar[_Credit | None]("tradebot_ratelimit_prepaid", default=None)
+
 MAX_REQUEST_COST_MILLI: Final = 5 * MICRO_PER_MILLI
 """Largest single request cost the bucket must be able to serve (Binance exchangeInfo,
 account and myTrades cost 4 units)."""
@@ -236,10 +249,36 @@ class SharedRateLimiter:
         async with self._lock:
             return self._take_local(cost_milli)
 
+    async def prepay(self, cost: Decimal) -> None:
+        """Take ``cost`` units now for a request this task sends soon: its ``acquire``
+        then returns at once. The engine prepays an order before journaling it, so no
+        rate-limit wait sits between the journal write and the send (a kill there leaves
+        an order nobody can confirm; a long wait there would send after the Lease may be
+        gone). ``drop_prepaid`` forgets what was not used."""
+        await self.acquire(cost)
+        credit = _PREPAID.get()
+        if credit is None:
+            credit = _Credit()
+            _PREPAID.set(credit)
+        credit.milli += min(to_milli_units(cost), self.params.capacity_milli)
+
+    @staticmethod
+    def drop_prepaid() -> None:
+        credit = _PREPAID.get()
+        if credit is not None:
+            credit.milli = 0
+
     async def acquire(self, cost: float | Decimal | None = None) -> None:
         """Wait until ``cost`` ccxt units are available (ccxt's ``throttle`` signature)."""
         units = Decimal(str(cost)) if cost is not None else Decimal(1)
         cost_milli = min(to_milli_units(units), self.params.capacity_milli)
+        credit = _PREPAID.get()
+        if credit is not None and credit.milli > 0:  # taken before (prepay): only the
+            used = min(credit.milli, cost_milli)  # difference, if any, is waited for
+            credit.milli -= used
+            cost_milli -= used
+            if cost_milli == 0:
+                return
         started = time.monotonic()
         while True:
             pause = self._paused_until - time.monotonic()

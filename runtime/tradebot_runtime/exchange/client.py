@@ -33,6 +33,7 @@ from tradebot_runtime.error_policy import ErrorAction, Operation, classify_error
 from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import OrderRecord
 from tradebot_runtime.precision import MarketRules
+from tradebot_runtime.ratelimit_cost import UnknownEndpoint, request_cost
 
 log = logging.getLogger("tradebot.exchange")
 T = TypeVar("T")
@@ -116,12 +117,31 @@ class ExchangeClient:
         self._foreign_order_ids: set[str] = set()
         self.order_limiter: Any = None
         """The account's new-order bucket (``ratelimit.order_count_params``), if limited."""
+        self.limiter: Any = None
+        """The account's request budget (``ratelimit.SharedRateLimiter``), if installed."""
+        self.create_cost: Decimal | None = None
+
+    def use_limiter(self, limiter: Any) -> None:
+        """Prepay new orders from ``limiter`` (the one installed as the ccxt throttle)."""
+        self.limiter = limiter
+        try:
+            self.create_cost = request_cost(self.exchange, "create_order")
+        except UnknownEndpoint:  # not in ratelimit_cost's table: paid at send time instead
+            self.create_cost = None
 
     async def reserve_order(self) -> None:
-        """Wait for the account's new-order budget. Called before the intent is journaled,
-        so that no wait sits between the journal write and the send."""
+        """Take every rate-limit token one new order needs (the account's new-order budget
+        and the create request's weight). Called before the intent is journaled, so that
+        no wait sits between the journal write and the send; ``release_reservation``
+        after the send (or when nothing was sent)."""
         if self.order_limiter is not None:
             await self.order_limiter.acquire(1)
+        if self.limiter is not None and self.create_cost is not None:
+            await self.limiter.prepay(self.create_cost)
+
+    def release_reservation(self) -> None:
+        if self.limiter is not None:
+            self.limiter.drop_prepaid()
 
     async def close(self) -> None:
         await self.exchange.close()
