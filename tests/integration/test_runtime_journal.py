@@ -176,6 +176,27 @@ async def test_fill_dedup(journal: Journal) -> None:
         await journal.record_fill(fence, Fill(**{**_fill_dict(fill), "trade_id": "new"}))
 
 
+async def test_both_sides_of_a_trade_between_our_orders_are_kept(journal: Journal) -> None:
+    """Two bots whose accounts share a name (namespaces) or one account (two bots) can
+    trade with each other: one exchange trade id, one fill per side. Neither is a
+    duplicate of the other."""
+    trade = f"t-{uuid.uuid4().hex[:6]}"
+    sides = []
+    for side, cid in ((Side.BUY, "buyer-order"), (Side.SELL, "seller-order")):
+        bot = _bot()
+        fence = Fence(bot, "binance", 0, 1)  # the same account name in two namespaces
+        await journal.take_shard(fence, "pod")
+        fill = Fill(
+            trade_id=trade, client_order_id=f"{cid}-{trade}", symbol="BTC/USDT", side=side,
+            price=Decimal("100"), amount=Decimal("0.01"), fee=Decimal(0), fee_currency="USDT",
+            ts=10,
+        )  # fmt: skip
+        assert await journal.record_fill(fence, fill) is True
+        assert await journal.record_fill(fence, fill) is False  # still deduplicated
+        sides.append(await journal.load_fills(bot, "binance", 0))
+    assert [s[0].side for s in sides] == [Side.BUY, Side.SELL]
+
+
 async def test_audit_is_append_only(journal: Journal) -> None:
     bot = _bot()
     await journal.audit(bot, "acct", "order.sent", shard=0, epoch=1, data={"x": Decimal("1")})

@@ -99,6 +99,18 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
             FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
         """,
     ),
+    (
+        2,
+        # A fill is one trade of one of our orders. (account, symbol, trade_id) was not
+        # unique: `account` is the ExchangeAccount's name, which repeats across namespaces,
+        # and a trade between two of our orders (two accounts, or two bots on one account)
+        # has one trade id for both sides; the second side was dropped as a duplicate.
+        """
+        ALTER TABLE fills DROP CONSTRAINT fills_account_symbol_trade_id_key;
+        ALTER TABLE fills ADD CONSTRAINT fills_order_trade_key
+            UNIQUE (client_order_id, symbol, trade_id);
+        """,
+    ),
 )
 
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

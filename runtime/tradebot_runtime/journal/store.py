@@ -104,7 +104,7 @@ _INSERT_FILL = (
 INSERT INTO fills (account, symbol, trade_id, bot, shard, client_order_id, side, price,
                    amount, fee, fee_currency, ts_ms)
 SELECT $2, $5, $6, $1, $3, $7, $8, $9, $10, $11, $12, $13 FROM fence
-ON CONFLICT (account, symbol, trade_id) DO NOTHING
+ON CONFLICT (client_order_id, symbol, trade_id) DO NOTHING
 RETURNING 1
 """
 )
@@ -306,8 +306,8 @@ class Journal:
     # -- fills --------------------------------------------------------------------------
 
     async def record_fill(self, fence: Fence, fill: Fill) -> bool:
-        """Store one fill; False when it was already recorded (dedup by account, symbol
-        and exchange trade id)."""
+        """Store one fill; False when it was already recorded (dedup by our order, symbol
+        and exchange trade id: both sides of a trade between two of our orders count)."""
         inserted = await self.pool.fetchval(
             _INSERT_FILL,
             *_fence_args(fence),
