@@ -216,7 +216,8 @@ def metrics_urls(stack: Stack, namespace: str = NAMESPACE) -> dict[str, str]:
     free local ports and logs the mapping)."""
     pods = {f"{namespace}/{pod['metadata']['name']}"
             for pod in stack.kube.get("pods", "-n", namespace)["items"]
-            if pod.get("status", {}).get("phase") == "Running"}  # fmt: skip
+            if pod.get("status", {}).get("phase") == "Running"
+            and not pod["metadata"].get("deletionTimestamp")}  # fmt: skip
     urls = {}
     for match in _PORTS.finditer(stack.runner.log.read_text(errors="replace")):
         ref = match["ref"]

@@ -275,8 +275,11 @@ def assert_vault_bot_traded_and_no_canary(stack: Stack, ns: str, canaries: dict[
     for log in container_logs:
         places[str(log.relative_to(stack.state))] = log.read_text(errors="replace")
 
+    # pods still running (a deleted bot's pod may linger terminating after its process
+    # exited: the runner reports the end within the grace period)
     running = [p["metadata"]["name"] for p in kube.get("pods", "-n", ns)["items"]
-               if p["status"].get("phase") == "Running"]  # fmt: skip
+               if p["status"].get("phase") == "Running"
+               and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
     processes = runtime_processes(stack)
     in_ns = {pid: env for pid, env in processes.items() if env.get("TRADEBOT_NAMESPACE") == ns}
     assert sorted(env["TRADEBOT_POD_NAME"] for env in in_ns.values()) == sorted(running)
