@@ -306,13 +306,13 @@ class RuntimeApp:
         install(exchange, limiter)
         if not isinstance(self.client, PaperBroker):  # the in-process broker sends nothing
             self.client.use_limiter(limiter)
-        if config.rate_limit.orders_per_10s and not isinstance(self.client, PaperBroker):
-            self.client.order_limiter = SharedRateLimiter(
-                self.redis,
-                config.rate_limit.budget_key + ":orders",
-                order_count_params(config.rate_limit.orders_per_10s),
-                pods=lambda: self.leases.live_pods if self.leases else 1,
-            )
+            if config.rate_limit.orders_per_10s:
+                self.client.order_limiter = SharedRateLimiter(
+                    self.redis,
+                    config.rate_limit.budget_key + ":orders",
+                    order_count_params(config.rate_limit.orders_per_10s),
+                    pods=lambda: self.leases.live_pods if self.leases else 1,
+                )
         client = self.client
         await _retry("load_markets", client.load_markets)
         for symbol in config.symbols:

@@ -29,8 +29,10 @@ The values are returned to the caller (who hands them to ccxt) and are never log
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -99,9 +101,6 @@ def vault_verify(vault: VaultCredentials) -> bool | str:
     writable /tmp), or True (the system trust store) when there is none."""
     if not vault.ca_cert:
         return True
-    import hashlib
-    import tempfile
-
     digest = hashlib.sha256(vault.ca_cert.encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"tradebot-vault-ca-{digest}.pem"
     if not path.is_file() or path.read_text() != vault.ca_cert:
