@@ -170,6 +170,8 @@ class ContainerRunner:
         s.ready = "readinessProbe" not in self.spec
         log.info("%s/%s started: pid %d, log %s", self.pod_name, self.name, proc.pid, log_path)
         self.on_change()
+        if self._stopping.is_set():  # stop() ran while the process was being spawned
+            await proc.terminate(self.grace())
         probe_tasks = [
             asyncio.create_task(self._probe_loop(kind, launch))
             for kind in ("readinessProbe", "livenessProbe")

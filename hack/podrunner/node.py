@@ -1,8 +1,10 @@
 """The runner's own Node: registration, heartbeat (node Lease + Ready condition), exit.
 
-kwokctl starts kwok with --manage-all-nodes=true, but kwok only plays a node whose Lease in
-kube-node-lease it holds (it defers to another unexpired holder). So the runner creates and
-keeps renewing that Lease *before* the Node exists: kwok never claims the node nor its pods.
+hack/kwokctl.yaml limits kwok to the nodes annotated kwok.x-k8s.io/node=fake, which this
+node is not. The runner still creates and renews its node Lease *before* the Node exists:
+the Lease tells a second runner the node is taken, and a kwok started with its default
+--manage-all-nodes=true defers to an unexpired holder (it claims the node once the Lease
+looks stale, so that default is not safe on its own).
 
 The node carries the label tradebot.io/pod-runner=true and the taint
 tradebot.io/pod-runner=true:NoSchedule, so only pods that ask for it land here:
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
+import time
 from typing import Any
 
 from podrunner import NODE_LABEL, NODE_TAINT_KEY, timefmt
@@ -251,11 +254,17 @@ class NodeAgent:
 
     async def heartbeat(self) -> None:
         """Renew the Lease and refresh the Ready condition until cancelled."""
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(self.settings.heartbeat_period)
             try:
                 if not await self._renew():
                     return
+                late, renewed = time.monotonic() - renewed, time.monotonic()
+                if late > self.settings.lease_duration / 2:
+                    log.warning("node Lease renewed %.0fs after the previous renewal (duration "
+                                "%ds): this host is overloaded", late,
+                                self.settings.lease_duration)  # fmt: skip
                 await self._patch_status(
                     ready=True, reason="KubeletReady", message="pod runner is up"
                 )

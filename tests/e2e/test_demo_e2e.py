@@ -239,6 +239,16 @@ def runtime_processes(stack: Stack) -> dict[int, dict[str, str]]:
     return found
 
 
+def runner_story(stack: Stack, pods: set[str]) -> str:
+    """What the pod runner logged about these pods, and who holds its node Lease."""
+    lines = [line for line in stack.runner.log_text().splitlines()
+             if any(pod in line for pod in pods) or "node Lease" in line]  # fmt: skip
+    node_lease = stack.kube.kubectl(
+        "get", "lease", stack.runner.node, "-n", "kube-node-lease", "-o", "yaml", check=False
+    ).stdout
+    return "\n".join(["pod runner log:", *lines[-40:], "node Lease:", node_lease])
+
+
 def assert_vault_bot_traded_and_no_canary(stack: Stack, ns: str, canaries: dict[str, str]) -> None:
     kube, started = stack.kube, time.monotonic()
     # The product path: the operator (its own least-privilege token) wrote the bot's
@@ -282,7 +292,8 @@ def assert_vault_bot_traded_and_no_canary(stack: Stack, ns: str, canaries: dict[
                and not p["metadata"].get("deletionTimestamp")]  # fmt: skip
     processes = runtime_processes(stack)
     in_ns = {pid: env for pid, env in processes.items() if env.get("TRADEBOT_NAMESPACE") == ns}
-    assert sorted(env["TRADEBOT_POD_NAME"] for env in in_ns.values()) == sorted(running)
+    with_process = sorted(env["TRADEBOT_POD_NAME"] for env in in_ns.values())
+    assert with_process == sorted(running), runner_story(stack, set(with_process) ^ set(running))
     for pid in processes:
         proc = Path(f"/proc/{pid}")
         for part in ("environ", "cmdline"):
