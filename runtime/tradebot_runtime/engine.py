@@ -334,7 +334,7 @@ class ShardEngine:
         daily, drawdown = self._snapshot()
         inputs = risk_inputs_for(
             symbol, self.book.position(symbol).amount,
-            (r.as_open_order() for r in self.orders.values()),
+            self.orders.values(),
             self.last_price.get(symbol), daily_pnl=daily, drawdown_pct=drawdown,
         )  # fmt: skip
         with self.tracer.start_as_current_span("risk") as risk_span:

@@ -20,6 +20,7 @@ Some exchanges require a fixed prefix (gate.io: ``t-``); ``ClientIdRule.prefix``
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ def _parse_base36(text: str) -> int:
     return value
 
 
+@functools.lru_cache(maxsize=256)  # built for every order: hash once per (bot, account)
 def owner_hash(bot: str, account: str) -> str:
     """6 base36 characters identifying (bot, account); pass ``bot`` as ``namespace/name``
     so that equally named bots in two namespaces differ."""

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
-from tradebot_runtime.domain import ZERO, OpenOrder, OrderIntent
+from tradebot_runtime.domain import ZERO, OpenOrder, OrderIntent, Side
 
 
 class OrderState(enum.StrEnum):
@@ -173,6 +173,14 @@ class OrderRecord:
     @property
     def remaining(self) -> Decimal:
         return self.intent.amount - self.filled
+
+    @property
+    def symbol(self) -> str:
+        return self.intent.symbol
+
+    @property
+    def side(self) -> Side:
+        return self.intent.side
 
     def as_open_order(self) -> OpenOrder:
         """The snapshot strategies and the risk engine see for a working order."""

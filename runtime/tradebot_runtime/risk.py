@@ -33,11 +33,11 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
+from typing import Final, Protocol
 
 from tradebot_operator.api.runtime_config import RiskConfig
 from tradebot_operator.api.types import TradingState
-from tradebot_runtime.domain import ZERO, OpenOrder, OrderIntent, OrderType, Side
+from tradebot_runtime.domain import ZERO, OrderIntent, OrderType, Side
 
 _HUNDRED: Final = Decimal(100)
 _WINDOW_MS: Final = 60_000
@@ -106,10 +106,22 @@ class RiskInputs:
     drawdown_pct: Decimal = ZERO
 
 
+class WorkingOrder(Protocol):
+    """What the risk inputs read of a working order: an OpenOrder snapshot, or the
+    engine's own OrderRecord (read directly on the hot path, no snapshot per order)."""
+
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def side(self) -> Side: ...
+    @property
+    def remaining(self) -> Decimal: ...
+
+
 def risk_inputs_for(
     symbol: str,
     position: Decimal,
-    working_orders: Iterable[OpenOrder],
+    working_orders: Iterable[WorkingOrder],
     last_price: Decimal | None,
     *,
     daily_pnl: Decimal = ZERO,

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tradebot_operator.api.runtime_config import RiskConfig
 from tradebot_operator.api.types import TradingState
 from tradebot_runtime.domain import OpenOrder, OrderIntent, OrderType, Side
+from tradebot_runtime.orders import OrderRecord
 from tradebot_runtime.risk import (
     RiskDecision,
     RiskEngine,
@@ -314,3 +315,21 @@ def test_risk_inputs_for_sums_working_remainders_per_side() -> None:
     assert result == RiskInputs(
         last_price=D(105), position=D(3), open_buy=D("2.5"), open_sell=D(1), daily_pnl=D(-5)
     )
+
+
+def test_risk_inputs_for_reads_the_engines_order_records_like_snapshots() -> None:
+    """The engine passes its OrderRecords directly (no snapshot per order on the hot
+    path): the sums must equal those over the records' OpenOrder snapshots."""
+    records = []
+    for seq, (symbol, side, amount, filled) in enumerate(
+        [("BTC/USDT", Side.BUY, "2", "0.5"), ("BTC/USDT", Side.SELL, "1", "0.25"),
+         ("ETH/USDT", Side.SELL, "7", "0"), ("BTC/USDT", Side.BUY, "0.3", "0")]
+    ):  # fmt: skip
+        intent = OrderIntent(symbol, side, OrderType.LIMIT, D(amount), D(100))
+        record = OrderRecord(f"id{seq}", intent, shard=0, epoch=1, seq=seq, created_ms=0)
+        record.filled = D(filled)
+        records.append(record)
+    direct = risk_inputs_for("BTC/USDT", D(0), records, D(100))
+    snapshots = risk_inputs_for("BTC/USDT", D(0), [r.as_open_order() for r in records], D(100))
+    assert direct == snapshots
+    assert (direct.open_buy, direct.open_sell) == (D("1.8"), D("0.75"))

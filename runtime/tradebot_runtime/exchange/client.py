@@ -113,6 +113,7 @@ class ExchangeClient:
         self.read_attempts = read_attempts
         self.backoff_s = backoff_s
         self.tick_size_mode = getattr(exchange, "precisionMode", None) == ccxt.TICK_SIZE
+        self._rules: dict[str, tuple[Any, MarketRules]] = {}
         self._cid_by_order_id: dict[str, str] = {}
         self._foreign_order_ids: set[str] = set()
         self.order_limiter: Any = None
@@ -194,9 +195,15 @@ class ExchangeClient:
         return symbol in (self.exchange.markets or {})
 
     def market_rules(self, symbol: str) -> MarketRules:
-        return MarketRules.from_ccxt_market(
-            self.exchange.market(symbol), tick_size_mode=self.tick_size_mode
-        )
+        """The symbol's rules, built once per loaded market (every intent needs them)."""
+        market = (self.exchange.markets or {}).get(symbol)
+        cached = self._rules.get(symbol)
+        if cached is not None and market is not None and cached[0] is market:
+            return cached[1]  # same market dict: markets were not reloaded since
+        market = self.exchange.market(symbol)
+        rules = MarketRules.from_ccxt_market(market, tick_size_mode=self.tick_size_mode)
+        self._rules[symbol] = (market, rules)
+        return rules
 
     async def fetch_ohlcv(
         self, symbol: str, timeframe: str, since: int | None = None, limit: int | None = None

@@ -157,6 +157,13 @@ def record_from_row(row: asyncpg.Record) -> OrderRecord:
     )
 
 
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """The pool's reset when a connection comes back: nothing beyond asyncpg's own rollback
+    of a transaction left open. The journal keeps no session state (no LISTEN, SET, cursor
+    or session advisory lock), and the default reset (RESET ALL, UNLISTEN, ...) is one more
+    round trip after every statement: ~150 us of a ~400 us journaled intent."""
+
+
 class Journal:
     """Async access to the journal through an asyncpg pool."""
 
@@ -169,8 +176,9 @@ class Journal:
     ) -> Journal:
         """Open a pool and apply pending migrations (under the advisory lock)."""
         pool = await asyncpg.create_pool(
-            dsn, password=password, min_size=min_size, max_size=max_size
-        )
+            dsn, password=password, min_size=min_size, max_size=max_size,
+            reset=_keep_session,
+        )  # fmt: skip
         async with pool.acquire() as conn:
             await migrate(conn)
         return cls(pool)
