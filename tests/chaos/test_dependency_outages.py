@@ -59,6 +59,7 @@ from fixtures.runtimes import (
     SIM_ACCOUNT,
     BotSetup,
     Runtime,
+    RuntimeEnv,
     http_json,
     ledger,
     run_runtimes,
@@ -502,16 +503,11 @@ def _key_bucket_used(sim_url: str) -> bool:
 
 
 def test_openbao_down_cached_credentials_then_fail_closed_then_recover(
-    crds_installed: Cluster,
-    operator_process: OperatorProcess,
-    postgres: Postgres,
-    redis_server: Redis,
-    tmp_path: Path,
+    runtime_env: RuntimeEnv,
 ) -> None:
-    cluster = crds_installed
-    ns = cluster.namespace("vbchaos")
+    ns = runtime_env.cluster.namespace("vbchaos")
     sa = "chaos-runtime"
-    cluster.kubectl("create", "serviceaccount", sa, "-n", ns)
+    runtime_env.cluster.kubectl("create", "serviceaccount", sa, "-n", ns)
     path = f"tradebot/{ns}/sim"
     workdir = Path(tempfile.mkdtemp(prefix="tradebot-openbao-chaos-"))
     port = free_port()
@@ -519,24 +515,24 @@ def test_openbao_down_cached_credentials_then_fail_closed_then_recover(
     vault = first.__enter__()
     vault_up = True
     try:
-        role = _configure_vault(vault, cluster, ns, sa, path)
-        with simulator_process(tmp_path) as sim_url:
-            setup = setup_bot(cluster, ns, sim_url, postgres, redis_server, tmp_path)
+        role = _configure_vault(vault, runtime_env.cluster, ns, sa, path)
+        with simulator_process(runtime_env.tmp_path) as sim_url:
+            setup = runtime_env.setup_bot(ns, sim_url)
             # the runtime reads the keys from OpenBao (the credential files are removed)
-            config = RuntimeConfig.load(tmp_path / CONFIG_KEY)
+            config = RuntimeConfig.load(runtime_env.tmp_path / CONFIG_KEY)
             vault_config = CredentialsConfig(source="vault", vault=VaultCredentials(
                 address=vault.addr, auth_mount="kubernetes", role=role, kv_mount="secret",
                 path=path, keys={"apiKey": "apiKey", "secret": "secret"},
             ))  # fmt: skip
-            (tmp_path / CONFIG_KEY).write_text(
+            (runtime_env.tmp_path / CONFIG_KEY).write_text(
                 config.model_copy(update={"credentials": vault_config}).dumps()
             )
-            shutil.rmtree(tmp_path / "rootfs" / CREDENTIALS_DIR.lstrip("/"))
-            jwt = tmp_path / "sa-token"
-            jwt.write_text(cluster.token(ns, sa, "vault", "1h"))
+            shutil.rmtree(runtime_env.tmp_path / "rootfs" / CREDENTIALS_DIR.lstrip("/"))
+            jwt = runtime_env.tmp_path / "sa-token"
+            jwt.write_text(runtime_env.cluster.token(ns, sa, "vault", "1h"))
             env = _with_env(setup, TRADEBOT_VAULT_TOKEN_PATH=str(jwt),
                             TRADEBOT_CREDENTIALS_POLL_SECONDS="0.5")  # fmt: skip
-            with run_runtimes(env, tmp_path, "vb-a") as runtimes:
+            with run_runtimes(env, runtime_env.tmp_path, "vb-a") as runtimes:
                 rt = runtimes["vb-a"]
                 wait_for(lambda: len(_orders(sim_url)) >= 2, 90, "first orders", runtimes)
                 assert metric(rt, "tradebot_credentials_usable") == 1
@@ -547,7 +543,7 @@ def test_openbao_down_cached_credentials_then_fail_closed_then_recover(
                 down = time.monotonic()
                 calls = _private_calls(rt)
                 wait_for(lambda: "vault unreachable, using cached credentials"
-                         in _heartbeat_message(cluster, ns, setup.leases[0]), 15,
+                         in _heartbeat_message(runtime_env.cluster, ns, setup.leases[0]), 15,
                          "heartbeat: cached credentials", runtimes)  # fmt: skip
                 assert metric(rt, "tradebot_credentials_usable") == 1
                 # private calls go on (the fill poll runs about once a second)
@@ -565,7 +561,7 @@ def test_openbao_down_cached_credentials_then_fail_closed_then_recover(
                 http_json(f"{sim_url}/admin/ratelimits/reset", "POST")
                 orders = len(_orders(sim_url))
                 wait_for(lambda: "credentials unusable, private calls stopped"
-                         in _heartbeat_message(cluster, ns, setup.leases[0]), 15,
+                         in _heartbeat_message(runtime_env.cluster, ns, setup.leases[0]), 15,
                          "heartbeat: credentials unusable", runtimes)  # fmt: skip
                 time.sleep(scaled(5, 20))
                 assert not _key_bucket_used(sim_url), "a signed request reached the exchange"
@@ -577,13 +573,13 @@ def test_openbao_down_cached_credentials_then_fail_closed_then_recover(
                 # OpenBao back (same address, configured again): usable, trading resumes
                 again = devenv_openbao.running(workdir / "again", port=port, root_token=VAULT_ROOT)
                 with again as vault2:
-                    _configure_vault(vault2, cluster, ns, sa, path)
+                    _configure_vault(vault2, runtime_env.cluster, ns, sa, path)
                     wait_for(lambda: metric(rt, "tradebot_credentials_usable") == 1, 30,
                              "credentials usable again", runtimes)  # fmt: skip
                     back = _now_ms()
                     wait_for(lambda: _orders_after(sim_url, back) >= 1, 60,
                              "orders after OpenBao is back", runtimes)  # fmt: skip
-                    assert_invariants(sim_url, postgres.dsn, setup.bot_id)
+                    assert_invariants(sim_url, runtime_env.postgres.dsn, setup.bot_id)
     finally:
         if vault_up:
             first.__exit__(None, None, None)

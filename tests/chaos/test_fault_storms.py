@@ -13,7 +13,6 @@ epochs never interleave, and no 418 was ever returned (the runtime paused on the
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,17 +27,14 @@ from chaos_invariants import (
 )
 
 from fixtures.chaos import scaled
-from fixtures.cluster import Cluster
-from fixtures.operator import OperatorProcess
 from fixtures.runtimes import (
     SIM_ACCOUNT,
+    RuntimeEnv,
     http_json,
     ledger,
     run_runtimes,
-    setup_bot,
     simulator_process,
 )
-from fixtures.servers import Postgres, Redis
 from tradebot_runtime.order_ids import ClientOrderIds
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -87,18 +83,13 @@ def _bans(sim_url: str) -> tuple[int, int]:
 
 
 def test_fault_storm_keeps_the_ledger_exact_and_never_gets_banned(
-    crds_installed: Cluster,
-    operator_process: OperatorProcess,
-    postgres: Postgres,
-    redis_server: Redis,
-    tmp_path: Path,
+    runtime_env: RuntimeEnv,
 ) -> None:
-    cluster = crds_installed
-    with simulator_process(tmp_path, "--ban-after", str(BAN_AFTER)) as sim_url:
-        ns = cluster.namespace("storm")
-        setup = setup_bot(cluster, ns, sim_url, postgres, redis_server, tmp_path)
+    with simulator_process(runtime_env.tmp_path, "--ban-after", str(BAN_AFTER)) as sim_url:
+        ns = runtime_env.cluster.namespace("storm")
+        setup = runtime_env.setup_bot(ns, sim_url)
         ids = ClientOrderIds("binance", setup.bot_id, "sim")
-        with run_runtimes(setup, tmp_path, "storm-a", "storm-b") as runtimes:
+        with run_runtimes(setup, runtime_env.tmp_path, "storm-a", "storm-b") as runtimes:
             wait_for(lambda: len(ledger(sim_url)["orders"]) >= 3, 90, "first orders", runtimes)
             before = len(ledger(sim_url)["orders"])
             for fault in STORM:
@@ -139,7 +130,7 @@ def test_fault_storm_keeps_the_ledger_exact_and_never_gets_banned(
                 if held_at is None and skew_until is not None and now > skew_until + 1:
                     _add(sim_url, HOLD)
                     held_at = now
-                found = problems(sim_url, postgres.dsn, setup.bot_id, settled=False)
+                found = problems(sim_url, runtime_env.postgres.dsn, setup.bot_id, settled=False)
                 assert not found, "\n".join(found)
                 _, banned = _bans(sim_url)
                 assert banned == 0, "the exchange banned the account (418)"
@@ -153,7 +144,7 @@ def test_fault_storm_keeps_the_ledger_exact_and_never_gets_banned(
             # trading goes on after the storm
             wait_for(lambda: len(ledger(sim_url)["orders"]) > during + 2, 90,
                      "orders after the storm", runtimes)  # fmt: skip
-            assert_invariants(sim_url, postgres.dsn, setup.bot_id, within=60)
+            assert_invariants(sim_url, runtime_env.postgres.dsn, setup.bot_id, within=60)
             assert interleaved_epochs(sim_url, ids) == []
 
             rejected_ids = {r["clientOrderId"] for r in ledger(sim_url)["rejections"]}

@@ -15,12 +15,10 @@ from __future__ import annotations
 
 import random
 import time
-from pathlib import Path
 
 import pytest
 
 from fixtures.chaos import scaled
-from fixtures.cluster import Cluster
 from fixtures.failover import (
     CHURN_RISK,
     check_invariants,
@@ -30,9 +28,7 @@ from fixtures.failover import (
     start_runtime,
     wait_ready,
 )
-from fixtures.operator import OperatorProcess
-from fixtures.runtimes import PLUGIN_ENV, run_runtimes, setup_bot
-from fixtures.servers import Postgres, Redis
+from fixtures.runtimes import PLUGIN_ENV, RuntimeEnv, run_runtimes
 from fixtures.strategies import churn_spec
 from tradebot_runtime.engine import NOT_FOUND_GRACE_MS
 
@@ -43,21 +39,16 @@ LEASE_DURATION_S = 6  # the operator's default for the bot's Leases
 
 
 def test_leader_kills_lose_nothing_and_duplicate_nothing(
-    crds_installed: Cluster,
-    operator_process: OperatorProcess,
-    postgres: Postgres,
-    redis_server: Redis,
+    runtime_env: RuntimeEnv,
     sim_url: str,
-    tmp_path: Path,
 ) -> None:
-    cluster = crds_installed
-    ns = cluster.namespace("chaos-kill")
-    setup = setup_bot(
-        cluster, ns, sim_url, postgres, redis_server, tmp_path,
+    ns = runtime_env.cluster.namespace("chaos-kill")
+    setup = runtime_env.setup_bot(
+        ns, sim_url,
         strategy_spec=churn_spec(), bot_spec={"risk": CHURN_RISK}, extra_env=PLUGIN_ENV,
     )  # fmt: skip
     rng = random.Random(KILLS)
-    with run_runtimes(setup, tmp_path, "rt-0", "rt-1") as runtimes:
+    with run_runtimes(setup, runtime_env.tmp_path, "rt-0", "rt-1") as runtimes:
         leader(setup, runtimes, sim_url, timeout=90)
         for rt in runtimes.values():
             wait_ready(rt)
@@ -67,13 +58,13 @@ def test_leader_kills_lose_nothing_and_duplicate_nothing(
             result = fail_over(setup, sim_url, runtimes, "hard")
             assert result.new_epoch > result.old_epoch
             gaps.append(result.to_order_s)
-            replacement = start_runtime(setup, tmp_path, runtimes, f"rt-{kill + 2}")
+            replacement = start_runtime(setup, runtime_env.tmp_path, runtimes, f"rt-{kill + 2}")
             wait_ready(replacement)
             print(f"kill {kill + 1}/{KILLS}: {result.old} (epoch {result.old_epoch}) -> "
                   f"{result.new} (epoch {result.new_epoch}): lease {result.to_lease_s:.2f} s, "
                   f"first order {result.to_order_s:.2f} s")  # fmt: skip
         time.sleep(2)  # trade on a little after the last takeover
-        summary = check_invariants(setup, sim_url, postgres.dsn)
+        summary = check_invariants(setup, sim_url, runtime_env.postgres.dsn)
     print(f"{KILLS} kills: {summary}; first order after kill {percentiles(gaps)}")
     assert summary["epochs"] >= KILLS + 1
     # a takeover that misses lease duration + 1 s is a benchmark miss (bench_failover.py),

@@ -6,24 +6,20 @@ simulator counts no refused order."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-from fixtures.cluster import Cluster
 from fixtures.failover import CHURN_RISK
 from fixtures.objects import eventually
-from fixtures.operator import OperatorProcess
 from fixtures.runtimes import (
     PLUGIN_ENV,
     SIM_ACCOUNT,
+    RuntimeEnv,
     http_json,
     ledger,
     run_runtimes,
-    setup_bot,
     simulator_process,
 )
-from fixtures.servers import Postgres, Redis
 from fixtures.strategies import churn_spec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -31,21 +27,16 @@ LIMIT = 3  # new orders per 10 s, at the simulator and in the account's spec
 
 
 def test_runtime_keeps_the_accounts_order_count_limit(
-    crds_installed: Cluster,
-    operator_process: OperatorProcess,
-    postgres: Postgres,
-    redis_server: Redis,
-    tmp_path: Path,
+    runtime_env: RuntimeEnv,
 ) -> None:
-    cluster = crds_installed
-    ns = cluster.namespace("ordlimit")
-    with simulator_process(tmp_path, "--orders-per-10s", str(LIMIT)) as sim_url:
-        setup = setup_bot(
-            cluster, ns, sim_url, postgres, redis_server, tmp_path,
+    ns = runtime_env.cluster.namespace("ordlimit")
+    with simulator_process(runtime_env.tmp_path, "--orders-per-10s", str(LIMIT)) as sim_url:
+        setup = runtime_env.setup_bot(
+            ns, sim_url,
             strategy_spec=churn_spec(), bot_spec={"risk": CHURN_RISK}, extra_env=PLUGIN_ENV,
             account_spec={"rateLimit": {"weightPerMinute": 6000, "ordersPer10s": LIMIT}},
         )  # fmt: skip
-        with run_runtimes(setup, tmp_path, "ol-a") as runtimes:
+        with run_runtimes(setup, runtime_env.tmp_path, "ol-a") as runtimes:
             rt = runtimes["ol-a"]
 
             def first_order() -> bool:

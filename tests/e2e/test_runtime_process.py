@@ -14,7 +14,6 @@ import signal
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,12 +21,12 @@ import pytest
 
 from fixtures.cluster import Cluster
 from fixtures.objects import eventually, get
-from fixtures.operator import OperatorProcess
 from fixtures.runtimes import (
     SIM_ACCOUNT,
     SYMBOL,
     BotSetup,
     Runtime,
+    RuntimeEnv,
     compare_pnl,
     heartbeat_pnl_mismatches,
     http_json,
@@ -36,10 +35,9 @@ from fixtures.runtimes import (
     ledger,
     net_fill_qty,
     run_runtimes,
-    setup_bot,
     sim_marks,
 )
-from fixtures.servers import Postgres, Redis
+from fixtures.servers import Postgres
 from tradebot_operator.api.heartbeat import heartbeat_from_annotations
 from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import WORKING_STATES
@@ -48,18 +46,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 def test_runtime_processes_trade_fail_over_halt_and_delete(
-    crds_installed: Cluster,
-    operator_process: OperatorProcess,
-    postgres: Postgres,
-    redis_server: Redis,
+    runtime_env: RuntimeEnv,
     sim_url: str,
-    tmp_path: Path,
 ) -> None:
-    cluster = crds_installed
-    ns = cluster.namespace("rt")
-    setup = setup_bot(cluster, ns, sim_url, postgres, redis_server, tmp_path)
-    with run_runtimes(setup, tmp_path, "rt-a", "rt-b") as runtimes:
-        _scenario(cluster, ns, sim_url, setup.leases, runtimes, postgres, setup.bot_id)
+    ns = runtime_env.cluster.namespace("rt")
+    setup = runtime_env.setup_bot(ns, sim_url)
+    with run_runtimes(setup, runtime_env.tmp_path, "rt-a", "rt-b") as runtimes:
+        _scenario(runtime_env.cluster, ns, sim_url, setup.leases, runtimes,
+                  runtime_env.postgres, setup.bot_id)  # fmt: skip
 
 
 def _scenario(
@@ -196,12 +190,8 @@ def _epochs_at_sim(sim_url: str, ids: ClientOrderIds) -> dict[int, int]:
 
 
 def test_paused_leader_is_fenced_after_takeover(
-    crds_installed: Cluster,
-    operator_process: OperatorProcess,
-    postgres: Postgres,
-    redis_server: Redis,
+    runtime_env: RuntimeEnv,
     sim_url: str,
-    tmp_path: Path,
 ) -> None:
     """SIGSTOP the leader while its intent INSERT is in flight, past its Lease; the standby
     takes over at a new epoch; SIGCONT: the old leader's journal write is refused
@@ -212,13 +202,12 @@ def test_paused_leader_is_fenced_after_takeover(
     INSERT waits on the lock, the test pauses the process, waits for the takeover (the
     new epoch is written to shard_epochs, which the lock does not cover), then releases
     the lock and resumes the process."""
-    cluster = crds_installed
-    ns = cluster.namespace("rtfence")
-    setup = setup_bot(cluster, ns, sim_url, postgres, redis_server, tmp_path)
+    ns = runtime_env.cluster.namespace("rtfence")
+    setup = runtime_env.setup_bot(ns, sim_url)
     ids = ClientOrderIds("binance", setup.bot_id, "sim")
-    with run_runtimes(setup, tmp_path, "rt-a", "rt-b") as runtimes:
+    with run_runtimes(setup, runtime_env.tmp_path, "rt-a", "rt-b") as runtimes:
         eventually(lambda: len(ledger(sim_url)["orders"]) >= 1, 60, "first order at sim")
-        asyncio.run(_fencing(setup, sim_url, postgres, runtimes, ids))
+        asyncio.run(_fencing(setup, sim_url, runtime_env.postgres, runtimes, ids))
 
 
 async def _shard_epoch(conn: asyncpg.Connection, bot_id: str) -> tuple[int, str]:

@@ -15,28 +15,26 @@ import json
 import signal
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fixtures.cluster import Cluster
 from fixtures.objects import eventually, get
-from fixtures.operator import OperatorProcess
 from fixtures.runtimes import (
     SIM_ACCOUNT,
     SYMBOL,
     Runtime,
+    RuntimeEnv,
     compare_pnl,
     heartbeat_pnl_mismatches,
     http_json,
     lease,
     ledger,
     run_runtimes,
-    setup_bot,
     sim_marks,
 )
-from fixtures.servers import Postgres, Redis
+from fixtures.servers import Postgres
 from tradebot_operator.api.heartbeat import Heartbeat, heartbeat_from_annotations
 from tradebot_operator.api.runtime_config import CONFIG_KEY, RuntimeConfig
 
@@ -55,25 +53,20 @@ def _btc_balance(url: str) -> Decimal:
 
 
 def test_sandbox_bot_pnl_matches_the_ledger_and_flatten_on_delete_closes_it(
-    crds_installed: Cluster,
-    operator_process: OperatorProcess,
-    postgres: Postgres,
-    redis_server: Redis,
+    runtime_env: RuntimeEnv,
     sim_url: str,
-    tmp_path: Path,
 ) -> None:
-    cluster = crds_installed
-    ns = cluster.namespace("rtsandbox")
-    setup = setup_bot(
-        cluster, ns, sim_url, postgres, redis_server, tmp_path,
-        account_spec={"mode": "sandbox"},
+    ns = runtime_env.cluster.namespace("rtsandbox")
+    setup = runtime_env.setup_bot(
+        ns, sim_url, account_spec={"mode": "sandbox"},
         bot_spec={"mode": "live", "onDelete": "flatten"},
     )  # fmt: skip
-    config = RuntimeConfig.loads((tmp_path / CONFIG_KEY).read_text())
+    config = RuntimeConfig.loads((runtime_env.tmp_path / CONFIG_KEY).read_text())
     assert (config.mode, config.account_mode, config.on_delete) == ("live", "sandbox", "flatten")
-    with run_runtimes(setup, tmp_path, "sb-a") as runtimes:
+    with run_runtimes(setup, runtime_env.tmp_path, "sb-a") as runtimes:
         rt = runtimes["sb-a"]
-        _scenario(cluster, ns, sim_url, setup.leases[0], rt, postgres, setup.bot_id)
+        _scenario(runtime_env.cluster, ns, sim_url, setup.leases[0], rt,
+                  runtime_env.postgres, setup.bot_id)  # fmt: skip
 
 
 def _scenario(

@@ -9,15 +9,11 @@ import itertools
 import json
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
-from fixtures.cluster import Cluster
 from fixtures.objects import eventually
-from fixtures.operator import OperatorProcess
-from fixtures.runtimes import Runtime, http_json, lease, ledger, run_runtimes, setup_bot
-from fixtures.servers import Postgres, Redis
+from fixtures.runtimes import Runtime, RuntimeEnv, http_json, lease, ledger, run_runtimes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 SHARD = {"shard": "0"}
@@ -42,25 +38,20 @@ def _failures(rt: Runtime) -> list[dict[str, object]]:
 
 
 def test_failing_shard_start_backs_off_then_recovers(
-    crds_installed: Cluster,
-    operator_process: OperatorProcess,
-    postgres: Postgres,
-    redis_server: Redis,
+    runtime_env: RuntimeEnv,
     sim_url: str,
-    tmp_path: Path,
 ) -> None:
-    cluster = crds_installed
-    ns = cluster.namespace("rtbackoff")
-    setup = setup_bot(cluster, ns, sim_url, postgres, redis_server, tmp_path)
+    ns = runtime_env.cluster.namespace("rtbackoff")
+    setup = runtime_env.setup_bot(ns, sim_url)
     fault = http_json(f"{sim_url}/admin/faults", method="POST", body={
         "kind": "error", "endpoint": "GET /api/v3/openOrders", "code": -1100,
     })  # fmt: skip
 
     def epoch() -> int:
-        return int((lease(cluster, ns, setup.leases[0]).get("spec") or {}).get(
+        return int((lease(runtime_env.cluster, ns, setup.leases[0]).get("spec") or {}).get(
             "leaseTransitions") or 0)  # fmt: skip
 
-    with run_runtimes(setup, tmp_path, "bo-a") as runtimes:
+    with run_runtimes(setup, runtime_env.tmp_path, "bo-a") as runtimes:
         rt = runtimes["bo-a"]
         # 1. four failed starts in a row: the delays grow (1 s x 2^(n-1), jittered [d/2, d])
         eventually(lambda: _metric(rt, "tradebot_shard_start_failures_total") >= 4, 90,

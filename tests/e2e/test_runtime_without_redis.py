@@ -4,34 +4,24 @@ never on ccxt's built-in throttle, and the simulator counts no rate-limit violat
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from fixtures.cluster import Cluster
 from fixtures.objects import eventually
-from fixtures.operator import OperatorProcess
-from fixtures.runtimes import SIM_ACCOUNT, http_json, ledger, run_runtimes, setup_bot
-from fixtures.servers import Postgres, Redis
+from fixtures.runtimes import SIM_ACCOUNT, RuntimeEnv, http_json, ledger, run_runtimes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 
 def test_runtime_without_redis_trades_on_the_local_share(
-    crds_installed: Cluster,
-    operator_process: OperatorProcess,
-    postgres: Postgres,
-    redis_server: Redis,
+    runtime_env: RuntimeEnv,
     sim_url: str,
-    tmp_path: Path,
 ) -> None:
-    cluster = crds_installed
-    ns = cluster.namespace("noredis")
-    setup = setup_bot(
-        cluster, ns, sim_url, postgres, redis_server, tmp_path,
+    ns = runtime_env.cluster.namespace("noredis")
+    setup = runtime_env.setup_bot(
+        ns, sim_url,
         extra_env={"TRADEBOT_REDIS_URL": ""},  # no Redis anywhere: the config has none either
     )  # fmt: skip
-    with run_runtimes(setup, tmp_path, "nr-a") as runtimes:
+    with run_runtimes(setup, runtime_env.tmp_path, "nr-a") as runtimes:
         rt = runtimes["nr-a"]
 
         def traded() -> bool:

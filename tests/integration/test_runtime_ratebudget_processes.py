@@ -7,14 +7,10 @@ fixtures/ratebudget.py (tests/bench/bench_ratelimit.py runs it with 10 processes
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from fixtures.cluster import Cluster
-from fixtures.operator import OperatorProcess
 from fixtures.ratebudget import run_shared_budget
-from fixtures.servers import Postgres, Redis
+from fixtures.runtimes import RuntimeEnv
 
 pytestmark = pytest.mark.integration
 
@@ -25,15 +21,10 @@ UNITS_PER_MINUTE = 300  # 1,500 weight/min at the simulator; demand is ~50x that
 WINDOW_S = 20.0
 
 
-def test_three_runtime_processes_share_one_account_budget(
-    crds_installed: Cluster,
-    operator_process: OperatorProcess,
-    postgres: Postgres,
-    redis_server: Redis,
-    tmp_path: Path,
-) -> None:
+def test_three_runtime_processes_share_one_account_budget(runtime_env: RuntimeEnv) -> None:
+    env = runtime_env
     run = run_shared_budget(
-        crds_installed, postgres, redis_server, tmp_path,
+        env.cluster, env.postgres, env.redis, env.tmp_path,
         processes=PROCESSES, units_per_minute=UNITS_PER_MINUTE, window_s=WINDOW_S,
         as_weight=True,
     )  # fmt: skip
