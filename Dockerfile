@@ -16,18 +16,21 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 
-# Only pyproject.toml: this layer (the slow one) is rebuilt only when dependencies change.
+# Only the pyproject files: this layer (the slow one) is rebuilt only when dependencies
+# change. tradebot-contracts is the local distribution in contracts/, installed below.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; open('requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
+COPY contracts/pyproject.toml contracts/
+RUN python -c "import tomllib; deps = [d for f in ('pyproject.toml', 'contracts/pyproject.toml') for d in tomllib.load(open(f, 'rb'))['project']['dependencies'] if not d.startswith('tradebot-')]; open('requirements.txt', 'w').write('\n'.join(deps) + '\n')" \
  && pip install --requirement requirements.txt
 
-# The product packages only; hack/ (simulator, pod runner) and tests stay out of the image.
+# The product only: operator, runtime and their contracts. The development tools (tools/:
+# simulator, pod runner, devenv) and the tests stay out of the image.
 COPY README.md ./
+COPY contracts/ contracts/
 COPY operator/ operator/
 COPY runtime/ runtime/
-RUN mkdir -p hack \
- && pip install --no-deps . \
- && python -c "import tradebot_operator, tradebot_runtime" \
+RUN pip install --no-deps ./contracts . \
+ && python -c "import tradebot_contracts, tradebot_operator, tradebot_runtime" \
  && python -m compileall -q /opt/venv
 
 # ---- final ------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ lint: setup ## ruff, mypy, and every generated artifact current (make verify)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	@$(MAKE) --no-print-directory verify
 
 test: setup lint ## everything CI runs: lint, unit, integration (starts its own cluster and servers)

@@ -6,6 +6,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 APT_PACKAGES=(postgresql redis-server)
 VENV="$REPO_ROOT/.venv"
+PYPROJECTS=("$REPO_ROOT/pyproject.toml" "$REPO_ROOT/contracts/pyproject.toml"
+  "$REPO_ROOT/tools/exchange-sim/pyproject.toml" "$REPO_ROOT/tools/podrunner/pyproject.toml"
+  "$REPO_ROOT/tools/devenv/pyproject.toml")
 
 install_apt() {
   local missing=() p
@@ -23,12 +26,14 @@ install_apt() {
 
 install_venv() {
   local stamp="$VENV/.tradebot-deps" want
-  want="$(sha256sum "$REPO_ROOT/pyproject.toml" | cut -c1-16)"
+  want="$(cat "${PYPROJECTS[@]}" | sha256sum | cut -c1-16)"
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then log "venv up to date: $VENV"; return; fi
   log "venv: installing the project and dev dependencies into $VENV"
   [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e "$REPO_ROOT[dev]"
+  # The product, its contracts and the development tools (each its own distribution).
+  "$VENV/bin/pip" install -q -e "$REPO_ROOT/contracts" -e "$REPO_ROOT/tools/exchange-sim" \
+    -e "$REPO_ROOT/tools/podrunner" -e "$REPO_ROOT/tools/devenv" -e "$REPO_ROOT[dev]"
   echo "$want" > "$stamp"
 }
 

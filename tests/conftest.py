@@ -4,7 +4,7 @@ pytest_plugins = [
     "fixtures.cluster",
     "fixtures.servers",
     "fixtures.journal",
-    "fixtures.simulator",
+    "exchange_sim.pytest_plugin",
     "fixtures.crds",
     "fixtures.operator",
     "fixtures.podrunner",

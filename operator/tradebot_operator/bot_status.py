@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tradebot_operator.api.heartbeat import Heartbeat
+from tradebot_contracts.heartbeat import Heartbeat
 from tradebot_operator.conditions import ConditionUpdate, merge_conditions
 from tradebot_operator.validation import Problem
 

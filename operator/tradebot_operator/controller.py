@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tradebot_operator.api.names import vault_role_name
-from tradebot_operator.api.runtime_config import DeleteRequest
+from tradebot_contracts.names import vault_role_name
+from tradebot_contracts.runtime_config import DeleteRequest
 from tradebot_operator.bot_status import LeaseObservation
 from tradebot_operator.inventory import BotKey
 from tradebot_operator.kube.events import EventPoster

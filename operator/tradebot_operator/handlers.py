@@ -18,10 +18,10 @@ from typing import Any
 
 import kopf
 
+from tradebot_contracts.heartbeat import Heartbeat, heartbeat_from_annotations
+from tradebot_contracts.names import LABEL_MANAGED_BY, LABEL_SHARD, MANAGED_BY
 from tradebot_operator.api.common import GROUP, VERSION
 from tradebot_operator.api.exchange_account import ExchangeAccount
-from tradebot_operator.api.heartbeat import Heartbeat, heartbeat_from_annotations
-from tradebot_operator.api.names import LABEL_MANAGED_BY, LABEL_SHARD, MANAGED_BY
 from tradebot_operator.bodies import slim_body
 from tradebot_operator.bot_status import LeaseObservation
 from tradebot_operator.conditions import ConditionUpdate

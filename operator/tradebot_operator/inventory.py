@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tradebot_operator.api.names import LABEL_MANAGED_BY
+from tradebot_contracts.names import LABEL_MANAGED_BY
 from tradebot_operator.kube.client import KubeClient, Manifest
 from tradebot_operator.kube.resources import KNOWN, Resource
 

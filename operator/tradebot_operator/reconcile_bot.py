@@ -23,11 +23,11 @@ from typing import Any
 from kubernetes_asyncio.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from tradebot_contracts.runtime_config import DeleteRequest
+from tradebot_contracts.types import stricter_trading_state
 from tradebot_operator.api.exchange_account import ExchangeAccount, ExchangeAccountStatus
-from tradebot_operator.api.runtime_config import DeleteRequest
 from tradebot_operator.api.strategy import Strategy
 from tradebot_operator.api.trading_bot import TradingBot
-from tradebot_operator.api.types import stricter_trading_state
 from tradebot_operator.bot_status import (
     ExchangeObservation,
     LeaseObservation,

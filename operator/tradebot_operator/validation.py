@@ -15,8 +15,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from tradebot_contracts.strategies import StrategyParametersError, validate_parameters
 from tradebot_operator.api.exchange_account import ExchangeAccount
-from tradebot_operator.api.strategies import StrategyParametersError, validate_parameters
 from tradebot_operator.api.strategy import Strategy
 from tradebot_operator.api.trading_bot import TradingBot
 from tradebot_operator.settings import OperatorSettings

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tradebot_contracts.names import runtime_service_account_name, vault_role_name
 from tradebot_operator.api.exchange_account import ExchangeAccount
-from tradebot_operator.api.names import runtime_service_account_name, vault_role_name
 from tradebot_operator.api.trading_bot import TradingBot
 from tradebot_operator.builders.runtime_config import credential_files
 from tradebot_operator.settings import OperatorSettings
@@ -126,16 +126,12 @@ def mapped_keys(account: ExchangeAccount) -> list[str]:
     return sorted(set(credential_files(credentials.vault.keys).values()))
 
 
-OPERATOR_POLICY_NAME = "tradebot-operator"
-"""Name the README and the demo give the operator's own Vault policy."""
-
-
 def operator_policy_hcl(
     auth_mount: str = "kubernetes", secret_paths: tuple[str, ...] = ("secret/data/tradebot/*",)
 ) -> str:
     """The policy the operator ITSELF needs (its token or its Kubernetes-auth role):
     write and delete the per-bot policies (hvac: ``sys/policy/<name>``) and roles, both
-    named ``tradebot-*`` (tradebot_operator.api.names.vault_role_name), and read the KV v2
+    named ``tradebot-*`` (tradebot_contracts.names.vault_role_name), and read the KV v2
     data of the accounts' secrets for the CredentialsReady check (key names only are kept).
     ``secret_paths``: the ``<mount>/data/<path>`` globs your ExchangeAccounts use."""
     manage = '["create", "read", "update", "delete"]'
@@ -145,3 +141,24 @@ def operator_policy_hcl(
         *(f'path "{p}" {{ capabilities = ["read"] }}' for p in secret_paths),
     ]
     return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tradebot_operator.vault_policy``: print the operator's own policy, so an
+    installer (or the demo) writes exactly the HCL the README documents."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--auth-mount", default="kubernetes", help="Kubernetes auth mount")
+    parser.add_argument(
+        "--secret-path",
+        action="append",
+        help="<mount>/data/<path> glob of the accounts' secrets (repeatable)",
+    )
+    args = parser.parse_args(argv)
+    paths = tuple(args.secret_path) if args.secret_path else ("secret/data/tradebot/*",)
+    print(operator_policy_hcl(args.auth_mount, paths), end="")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,9 +6,10 @@ import asyncio
 import os
 import sys
 
+from tradebot_contracts import env
 from tradebot_runtime.app import main
 from tradebot_runtime.logsetup import setup_logging
 
 if __name__ == "__main__":
-    setup_logging(os.environ.get("TRADEBOT_LOG_LEVEL", "INFO"))
+    setup_logging(os.environ.get(env.LOG_LEVEL, "INFO"))
     sys.exit(asyncio.run(main()))

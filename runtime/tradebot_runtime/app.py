@@ -37,10 +37,13 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio import watch as k8s_watch
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tradebot_operator.api import runtime_config as rc
-from tradebot_operator.api.heartbeat import encode_heartbeat, now_utc
-from tradebot_operator.api.runtime_config import DeleteRequest, RuntimeConfig
-from tradebot_operator.api.types import TradingState
+from tradebot_contracts import env
+from tradebot_contracts import runtime_config as rc
+from tradebot_contracts.endpoint import endpoint_overrides
+from tradebot_contracts.heartbeat import encode_heartbeat, now_utc
+from tradebot_contracts.order_ids import ClientOrderIds
+from tradebot_contracts.runtime_config import DeleteRequest, RuntimeConfig
+from tradebot_contracts.types import TradingState
 from tradebot_runtime import metrics
 from tradebot_runtime.breaker import BreakerState
 from tradebot_runtime.candles import Timeframe
@@ -48,12 +51,10 @@ from tradebot_runtime.credentials import CredentialsProvider, apply_to_exchange
 from tradebot_runtime.domain import Bar, OrderIntent, OrderType, Side
 from tradebot_runtime.engine import ShardEngine, start_backoff
 from tradebot_runtime.exchange.client import ExchangeClient
-from tradebot_runtime.exchange.endpoint import endpoint_overrides
 from tradebot_runtime.exchange.paper import DEFAULT_FEE_RATE, PaperBroker
 from tradebot_runtime.journal import Fence, Journal, StaleEpochError
 from tradebot_runtime.leases import LeaseManager
 from tradebot_runtime.marketdata import FeedSettings, MarketFeed
-from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.positions import PnlTracker
 from tradebot_runtime.precision import conform_intent
 from tradebot_runtime.presence import RedisPresence, presence_key
@@ -72,11 +73,6 @@ from tradebot_runtime.tracing import setup_tracing, shutdown_tracing
 
 log = logging.getLogger("tradebot.app")
 
-ENV_JOURNAL_DSN: Final = "TRADEBOT_JOURNAL_DSN"
-ENV_REDIS_URL: Final = "TRADEBOT_REDIS_URL"
-ENV_PAPER_FEE_RATE: Final = "TRADEBOT_PAPER_FEE_RATE"
-ENV_POLL_INTERVAL: Final = "TRADEBOT_POLL_INTERVAL_SECONDS"
-ENV_WEBSOCKET: Final = "TRADEBOT_MARKET_DATA_WEBSOCKET"
 FLATTEN_TAG: Final = "flatten"
 SHUTDOWN_QUIESCE_S: Final = 2.0
 """SIGTERM: how long in-flight order work may finish before the Leases are released."""
@@ -96,24 +92,20 @@ class Identity:
     metrics_port: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Identity:
-        e = os.environ if env is None else env
-        missing = [
-            k
-            for k in (rc.ENV_NAMESPACE, rc.ENV_POD_NAME, rc.ENV_BOT, rc.ENV_ACCOUNT)
-            if not e.get(k)
-        ]
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Identity:
+        e = os.environ if environ is None else environ
+        missing = [k for k in (env.NAMESPACE, env.POD_NAME, env.BOT, env.ACCOUNT) if not e.get(k)]
         if missing:
             raise SystemExit(f"missing environment: {', '.join(missing)}")
         return cls(
-            namespace=e[rc.ENV_NAMESPACE],
-            pod=e[rc.ENV_POD_NAME],
-            bot=e[rc.ENV_BOT],
-            account=e[rc.ENV_ACCOUNT],
-            configmap=e.get(rc.ENV_CONFIGMAP, ""),
-            config_path=e.get(rc.ENV_CONFIG_PATH) or rc.CONFIG_PATH,
-            leases=[n for n in e.get(rc.ENV_LEASES, "").split(",") if n],
-            metrics_port=int(e.get(rc.ENV_METRICS_PORT) or 9090),
+            namespace=e[env.NAMESPACE],
+            pod=e[env.POD_NAME],
+            bot=e[env.BOT],
+            account=e[env.ACCOUNT],
+            configmap=e.get(env.CONFIGMAP, ""),
+            config_path=e.get(env.CONFIG_PATH) or rc.CONFIG_PATH,
+            leases=[n for n in e.get(env.LEASES, "").split(",") if n],
+            metrics_port=int(e.get(env.METRICS_PORT) or 9090),
         )
 
 
@@ -224,7 +216,7 @@ class RuntimeApp:
         self.http: web.AppRunner | None = None
         self.credentials: CredentialsProvider | None = None
         self.unknown_symbols: dict[str, str] = {}
-        self.poll_interval_s = float(os.environ.get(ENV_POLL_INTERVAL) or 1.0)
+        self.poll_interval_s = float(os.environ.get(env.POLL_INTERVAL) or 1.0)
 
     # -- state helpers ------------------------------------------------------------------
 
@@ -276,11 +268,11 @@ class RuntimeApp:
             metrics.LEADER.labels(str(shard.index)).set_function(self._leading(slot))
         await self._start_http()
         self.api = await kube_api_client()
-        dsn = config.journal_dsn or os.environ.get(ENV_JOURNAL_DSN)
+        dsn = config.journal_dsn or os.environ.get(env.JOURNAL_DSN)
         if not dsn:
             raise SystemExit("no journal DSN: set journalDsn in the operator settings")
         self.journal = await _retry("journal", lambda: Journal.connect(dsn))
-        redis_url = config.redis_url or os.environ.get(ENV_REDIS_URL)
+        redis_url = config.redis_url or os.environ.get(env.REDIS_URL)
         if redis_url:
             import redis.asyncio as redis
 
@@ -292,7 +284,7 @@ class RuntimeApp:
         if credentials:  # key rotation / fail closed swap the keys of this ccxt instance
             self.credentials.on_change(lambda values: apply_to_exchange(exchange, values))
         if config.mode == "paper" and not credentials:
-            fee = Decimal(os.environ.get(ENV_PAPER_FEE_RATE) or DEFAULT_FEE_RATE)
+            fee = Decimal(os.environ.get(env.PAPER_FEE_RATE) or DEFAULT_FEE_RATE)
             self.client = PaperBroker(exchange, ids, fee_rate=fee)
             log.info("paper broker: orders are filled in process", extra={"fee_rate": str(fee)})
         else:
@@ -333,7 +325,7 @@ class RuntimeApp:
                 metrics.CONFIG_ERRORS.labels("unknown_symbol").inc()
                 log.error(message, extra={"symbol": symbol})
         symbols = [s for s in config.symbols if s not in self.unknown_symbols]
-        if os.environ.get(ENV_WEBSOCKET, "1") != "0":
+        if os.environ.get(env.MARKET_DATA_WEBSOCKET, "1") != "0":
             try:
                 self.ws = _make_exchange(ccxt_pro, config, {})
                 self.ws.enableRateLimit = False

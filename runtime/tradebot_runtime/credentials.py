@@ -40,11 +40,9 @@ from typing import Any, Final
 
 from prometheus_client import Counter, Gauge
 
-from tradebot_operator.api.runtime_config import CredentialsConfig, VaultCredentials
+from tradebot_contracts import env
+from tradebot_contracts.runtime_config import CredentialsConfig, VaultCredentials
 
-ENV_VAULT_TOKEN_PATH: Final = "TRADEBOT_VAULT_TOKEN_PATH"
-ENV_PODRUNNER_ROOT: Final = "PODRUNNER_ROOT"
-ENV_POLL_SECONDS: Final = "TRADEBOT_CREDENTIALS_POLL_SECONDS"
 DEFAULT_POLL_SECONDS: Final = 30.0
 VAULT_HTTP_TIMEOUT: Final = 5
 VAULT_CALL_TIMEOUT: Final = 10.0
@@ -70,9 +68,9 @@ class CredentialsError(RuntimeError):
 
 def container_path(path: str, environ: dict[str, str] | None = None) -> Path:
     """``path`` as seen by this process (PODRUNNER_ROOT prefixing for the pod runner)."""
-    env = os.environ if environ is None else environ
+    e = os.environ if environ is None else environ
     candidate = Path(path)
-    root = env.get(ENV_PODRUNNER_ROOT)
+    root = e.get(env.PODRUNNER_ROOT)
     if root and candidate.is_absolute() and not candidate.exists():
         return Path(root) / candidate.relative_to("/")
     return candidate
@@ -91,8 +89,8 @@ def read_directory(directory: str, environ: dict[str, str] | None = None) -> dic
 
 
 def vault_token_path(vault: VaultCredentials, environ: dict[str, str] | None = None) -> Path:
-    env = os.environ if environ is None else environ
-    return container_path(env.get(ENV_VAULT_TOKEN_PATH) or vault.token_path, environ)
+    e = os.environ if environ is None else environ
+    return container_path(e.get(env.VAULT_TOKEN_PATH) or vault.token_path, environ)
 
 
 def vault_verify(vault: VaultCredentials) -> bool | str:
@@ -233,12 +231,12 @@ class CredentialsProvider:
         environ: dict[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        env = os.environ if environ is None else environ
+        e = os.environ if environ is None else environ
         self.config = config
         self.environ = environ
         self.clock = clock
         self.poll_interval_s = poll_interval_s or float(
-            env.get(ENV_POLL_SECONDS) or DEFAULT_POLL_SECONDS
+            e.get(env.CREDENTIALS_POLL_SECONDS) or DEFAULT_POLL_SECONDS
         )
         self.session: VaultSession | None = None
         self.version: int | None = None

@@ -31,7 +31,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
-from tradebot_operator.api.types import TradingState
+from tradebot_contracts.types import TradingState
 from tradebot_runtime import metrics, tracing
 from tradebot_runtime.domain import Bar, CancelIntent, Fill, OrderIntent
 from tradebot_runtime.exchange.client import ExchangeClient, OrderReport, SendResult, SendStatus

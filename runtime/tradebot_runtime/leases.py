@@ -47,7 +47,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio import watch as k8s_watch
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tradebot_operator.api.heartbeat import HEARTBEAT_ANNOTATION
+from tradebot_contracts.heartbeat import HEARTBEAT_ANNOTATION
 
 log = logging.getLogger("tradebot.leases")
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final, Protocol
 
-from tradebot_operator.api.runtime_config import RiskConfig
-from tradebot_operator.api.types import TradingState
+from tradebot_contracts.runtime_config import RiskConfig
+from tradebot_contracts.types import TradingState
 from tradebot_runtime.domain import ZERO, OrderIntent, OrderType, Side
 
 _HUNDRED: Final = Decimal(100)

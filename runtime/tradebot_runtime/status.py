@@ -8,9 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from tradebot_operator.api.heartbeat import MAX_MESSAGE_CHARS, Heartbeat, RuntimeState
-from tradebot_operator.api.runtime_config import LIVE_FIELDS, RuntimeConfig
-from tradebot_operator.api.types import TradingState
+from tradebot_contracts.heartbeat import MAX_MESSAGE_CHARS, Heartbeat, RuntimeState
+from tradebot_contracts.runtime_config import LIVE_FIELDS, RuntimeConfig
+from tradebot_contracts.types import TradingState
 
 
 @dataclass(frozen=True, slots=True)

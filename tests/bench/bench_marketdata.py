@@ -38,12 +38,12 @@ import ccxt.pro as ccxt_pro
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_simulator import start_simulator
 
-from tradebot_operator.api.strategies import SmaCrossoverParams
+from tradebot_contracts.endpoint import endpoint_overrides
+from tradebot_contracts.order_ids import ClientOrderIds
+from tradebot_contracts.strategies import SmaCrossoverParams
 from tradebot_runtime.domain import Bar, Position
 from tradebot_runtime.exchange.client import ExchangeClient
-from tradebot_runtime.exchange.endpoint import endpoint_overrides
 from tradebot_runtime.marketdata import MarketFeed
-from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.strategies.base import StrategyContext
 from tradebot_runtime.strategies.sma_crossover import SmaCrossover
 

@@ -2,7 +2,7 @@
 
 Run: .venv/bin/python tests/bench/bench_runtime_hotpath.py [--orders 2000]
 
-Starts its own PostgreSQL (hack/devenv, synchronous_commit on, as in production) and an
+Starts its own PostgreSQL (tools/devenv, synchronous_commit on, as in production) and an
 in-process exchange simulator (faults off). Measures, in the same run and against the same
 server:
 
@@ -33,13 +33,13 @@ import ccxt.async_support as ccxt_async
 
 from devenv import postgres as devenv_postgres
 from exchange_sim.testing import running_simulator
+from tradebot_contracts.endpoint import endpoint_overrides
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.app import freeze_startup_heap
 from tradebot_runtime.domain import OrderIntent, OrderType, Side
 from tradebot_runtime.engine import ShardEngine
 from tradebot_runtime.exchange.client import ExchangeClient
-from tradebot_runtime.exchange.endpoint import endpoint_overrides
 from tradebot_runtime.journal import Fence, Journal
-from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.positions import PnlTracker
 from tradebot_runtime.risk import RiskEngine, RiskLimits
 from tradebot_runtime.strategies.dca import Dca
@@ -68,7 +68,7 @@ async def bench(dsn: str, orders: int) -> dict[str, Any]:
         bot = f"bench/{uuid.uuid4().hex[:6]}"
         client = ExchangeClient(ccxt_async.binance(config), ClientOrderIds("binance", bot, "a"))
         await client.load_markets()
-        from tradebot_operator.api.strategies import DcaParams
+        from tradebot_contracts.strategies import DcaParams
 
         engine = ShardEngine(
             journal=journal, client=client,

@@ -22,7 +22,7 @@ import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
 from fixtures.runtimes import Runtime, ledger
-from tradebot_runtime.order_ids import ClientOrderIds
+from tradebot_contracts.order_ids import ClientOrderIds
 
 WRITTEN_OFF = frozenset({"abandoned", "rejected"})
 SIM_TERMINAL = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATCH"})

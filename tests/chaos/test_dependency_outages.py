@@ -67,8 +67,9 @@ from fixtures.runtimes import (
     simulator_process,
 )
 from fixtures.servers import Postgres, Redis
-from tradebot_operator.api.heartbeat import heartbeat_from_annotations
-from tradebot_operator.api.runtime_config import (
+from tradebot_contracts.heartbeat import heartbeat_from_annotations
+from tradebot_contracts.order_ids import ClientOrderIds
+from tradebot_contracts.runtime_config import (
     CONFIG_KEY,
     CREDENTIALS_DIR,
     CredentialsConfig,
@@ -76,7 +77,6 @@ from tradebot_operator.api.runtime_config import (
     VaultCredentials,
 )
 from tradebot_operator.vault_policy import SecretPath, policy_hcl
-from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.ratelimit import SAFETY
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]

@@ -35,7 +35,7 @@ from fixtures.runtimes import (
     run_runtimes,
     simulator_process,
 )
-from tradebot_runtime.order_ids import ClientOrderIds
+from tradebot_contracts.order_ids import ClientOrderIds
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 

@@ -30,7 +30,7 @@ from hvac.exceptions import InvalidPath
 from devenv import openbao
 from devenv.demo import metrics_urls
 from devenv.stack import Stack
-from tradebot_operator.api.names import vault_role_name
+from tradebot_contracts.names import vault_role_name
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")

@@ -38,8 +38,8 @@ from fixtures.runtimes import (
     sim_marks,
 )
 from fixtures.servers import Postgres
-from tradebot_operator.api.heartbeat import heartbeat_from_annotations
-from tradebot_runtime.order_ids import ClientOrderIds
+from tradebot_contracts.heartbeat import heartbeat_from_annotations
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.orders import WORKING_STATES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]

@@ -35,8 +35,8 @@ from fixtures.runtimes import (
     sim_marks,
 )
 from fixtures.servers import Postgres
-from tradebot_operator.api.heartbeat import Heartbeat, heartbeat_from_annotations
-from tradebot_operator.api.runtime_config import CONFIG_KEY, RuntimeConfig
+from tradebot_contracts.heartbeat import Heartbeat, heartbeat_from_annotations
+from tradebot_contracts.runtime_config import CONFIG_KEY, RuntimeConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 STEP = Decimal("0.00001")  # BTCUSDT amount step at the simulator

@@ -199,7 +199,7 @@ def test_dashboard_covers_orders_latency_pnl_leaders_errors(helm: str) -> None:
 
 def test_service_monitor_selects_the_runtime_metrics_services(helm: str) -> None:
     (sm,) = only(render(helm, *ALL_FEATURES), "ServiceMonitor")
-    from tradebot_operator.api.names import LABEL_MANAGED_BY, MANAGED_BY
+    from tradebot_contracts.names import LABEL_MANAGED_BY, MANAGED_BY
     from tradebot_operator.builders.service import METRICS_PORT_NAME
 
     assert sm["spec"]["selector"]["matchLabels"][LABEL_MANAGED_BY] == MANAGED_BY

@@ -15,13 +15,13 @@ import pytest
 from prometheus_client import REGISTRY
 
 from exchange_sim.testing import RunningSimulator
+from tradebot_contracts.endpoint import endpoint_overrides
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.domain import Action, Bar, Fill, OrderIntent, OrderType, Side, Trade
 from tradebot_runtime.engine import ShardEngine
 from tradebot_runtime.exchange.client import ExchangeClient
-from tradebot_runtime.exchange.endpoint import endpoint_overrides
 from tradebot_runtime.journal import Fence, Journal
 from tradebot_runtime.marketdata import FeedSettings, MarketFeed
-from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import OrderState
 from tradebot_runtime.positions import PnlTracker
 from tradebot_runtime.risk import RiskEngine, RiskLimits

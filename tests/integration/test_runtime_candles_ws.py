@@ -18,12 +18,12 @@ import pytest
 
 from exchange_sim.server import Simulator
 from exchange_sim.testing import TEST_CONFIG
+from tradebot_contracts.endpoint import endpoint_overrides
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.candles import Timeframe
 from tradebot_runtime.domain import Bar
 from tradebot_runtime.exchange.client import ExchangeClient
-from tradebot_runtime.exchange.endpoint import endpoint_overrides
 from tradebot_runtime.marketdata import FeedSettings, MarketFeed
-from tradebot_runtime.order_ids import ClientOrderIds
 
 pytestmark = pytest.mark.integration
 SYMBOL = "BTC/USDT"

@@ -12,12 +12,12 @@ import ccxt.async_support as ccxt_async
 import pytest
 
 from exchange_sim.testing import RunningSimulator
+from tradebot_contracts.endpoint import endpoint_overrides
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.domain import Action, Bar, OrderIntent, OrderType, Side
 from tradebot_runtime.engine import ShardEngine
 from tradebot_runtime.exchange.client import ExchangeClient
-from tradebot_runtime.exchange.endpoint import endpoint_overrides
 from tradebot_runtime.journal import Fence, Journal, StaleEpochError
-from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import OrderState
 from tradebot_runtime.positions import PnlTracker
 from tradebot_runtime.risk import RiskEngine, RiskLimits
@@ -151,7 +151,7 @@ async def test_dca_schedule_survives_failover(
 ) -> None:
     """bar -> strategy -> risk -> journal -> send; the schedule comes from the journal, so
     a new leader does not repeat the buy."""
-    from tradebot_operator.api.runtime_config import StrategyConfig
+    from tradebot_contracts.runtime_config import StrategyConfig
     from tradebot_runtime.strategies import create_strategy
 
     bot = _bot()

@@ -15,13 +15,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from exchange_sim.testing import RunningSimulator
+from tradebot_contracts.endpoint import endpoint_overrides
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime import tracing
 from tradebot_runtime.domain import Action, Bar, OrderIntent, OrderType, Side
 from tradebot_runtime.engine import ShardEngine
 from tradebot_runtime.exchange.client import ExchangeClient
-from tradebot_runtime.exchange.endpoint import endpoint_overrides
 from tradebot_runtime.journal import Fence, Journal
-from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import OrderState
 from tradebot_runtime.positions import PnlTracker
 from tradebot_runtime.risk import RiskEngine, RiskLimits, RiskRule

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from fixtures.servers import Postgres
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.domain import Fill, OrderIntent, OrderType, Side
 from tradebot_runtime.journal import (
     LATEST_VERSION,
@@ -20,7 +21,6 @@ from tradebot_runtime.journal import (
     migrate,
     schema_version,
 )
-from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import OrderRecord, OrderState
 
 pytestmark = pytest.mark.integration

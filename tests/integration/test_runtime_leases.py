@@ -15,7 +15,7 @@ from kubernetes_asyncio import client
 
 from fixtures.cluster import Cluster
 from fixtures.servers import Redis
-from tradebot_operator.api.heartbeat import HEARTBEAT_ANNOTATION
+from tradebot_contracts.heartbeat import HEARTBEAT_ANNOTATION
 from tradebot_runtime.leases import LeaseManager
 from tradebot_runtime.presence import RedisPresence
 

@@ -15,12 +15,12 @@ import ccxt.pro as ccxt_pro
 import pytest
 
 from exchange_sim.testing import RunningSimulator, running_simulator
+from tradebot_contracts.endpoint import endpoint_overrides
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime import metrics
 from tradebot_runtime.domain import Bar
 from tradebot_runtime.exchange.client import ExchangeClient
-from tradebot_runtime.exchange.endpoint import endpoint_overrides
 from tradebot_runtime.marketdata import FeedSettings, MarketFeed
-from tradebot_runtime.order_ids import ClientOrderIds
 
 pytestmark = pytest.mark.integration
 SYMBOL = "BTC/USDT"

@@ -16,8 +16,8 @@ from exchange_sim.config import Limits
 from exchange_sim.testing import RunningSimulator, running_simulator
 from fixtures.procs import free_port
 from fixtures.servers import Redis
+from tradebot_contracts.endpoint import endpoint_overrides
 from tradebot_runtime import metrics
-from tradebot_runtime.exchange.endpoint import endpoint_overrides
 from tradebot_runtime.ratelimit import SharedRateLimiter, budget_params, install
 from tradebot_runtime.ratelimit_cost import request_cost
 

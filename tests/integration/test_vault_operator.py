@@ -19,8 +19,8 @@ from fixtures.cluster import Cluster
 from fixtures.objects import account, apply, bot, eventually, get, strategy
 from fixtures.operator import OperatorProcess
 from fixtures.servers import VaultServer
-from tradebot_operator.api.names import runtime_service_account_name, vault_role_name
-from tradebot_operator.api.runtime_config import CredentialsConfig, VaultCredentials
+from tradebot_contracts.names import runtime_service_account_name, vault_role_name
+from tradebot_contracts.runtime_config import CredentialsConfig, VaultCredentials
 from tradebot_runtime.credentials import CredentialsProvider
 
 pytestmark = pytest.mark.integration

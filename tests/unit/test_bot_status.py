@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tradebot_operator.api.heartbeat import Heartbeat
+from tradebot_contracts.heartbeat import Heartbeat
 from tradebot_operator.bot_status import (
     STARTUP_TIMEOUT,
     ExchangeObservation,

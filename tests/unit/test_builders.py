@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from builder_inputs import by_kind, load_case, modified, one
 
-from tradebot_operator.api.names import ANNOTATION_CONFIG_HASH
-from tradebot_operator.api.runtime_config import CONFIG_KEY, DeleteRequest, RuntimeConfig
+from tradebot_contracts.names import ANNOTATION_CONFIG_HASH
+from tradebot_contracts.runtime_config import CONFIG_KEY, DeleteRequest, RuntimeConfig
 from tradebot_operator.builders import BuildError, desired
 
 PAPER = "paper-two-symbols"

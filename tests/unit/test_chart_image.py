@@ -75,16 +75,23 @@ def test_dependencies_are_installed_before_the_sources_are_copied() -> None:
 
 
 def test_requirements_extraction_matches_pyproject(tmp_path: Path) -> None:
-    """Run the Dockerfile's own extraction command on the real pyproject.toml."""
+    """Run the Dockerfile's own extraction command on the real pyproject files: every
+    third-party dependency of the product and its contracts, none of the local ones."""
     run = next(a for w, a in instructions() if w == "RUN" and "requirements.txt" in a)
     command = run.split("&&")[0].strip()
     assert command.startswith('python -c "') and command.endswith('"')
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    (tmp_path / "contracts").mkdir()
+    shutil.copy(ROOT / "contracts" / "pyproject.toml", tmp_path / "contracts")
     subprocess.run([sys.executable, "-c", command[len('python -c "') : -1]], cwd=tmp_path,
                    check=True)  # fmt: skip
-    with (ROOT / "pyproject.toml").open("rb") as f:
-        expected = tomllib.load(f)["project"]["dependencies"]
-    assert (tmp_path / "requirements.txt").read_text().splitlines() == expected
+    expected = []
+    for name in ("pyproject.toml", "contracts/pyproject.toml"):
+        with (ROOT / name).open("rb") as f:
+            expected += tomllib.load(f)["project"]["dependencies"]
+    wanted = [d for d in expected if not d.startswith("tradebot-")]
+    assert "pydantic>=2.7" in wanted and "kopf>=1.44" in wanted
+    assert (tmp_path / "requirements.txt").read_text().splitlines() == wanted
 
 
 def context_files() -> list[Path]:
@@ -117,29 +124,32 @@ def context_files() -> list[Path]:
 
 def test_build_context_holds_the_product_only() -> None:
     tops = {p.relative_to(ROOT).parts[0] for p in context_files()}
-    assert tops == {"pyproject.toml", "README.md", "operator", "runtime"}
+    assert tops == {"pyproject.toml", "README.md", "contracts", "operator", "runtime"}
     assert not any("__pycache__" in p.parts for p in context_files())
 
 
-def test_wheel_from_the_build_context_has_both_entry_points(tmp_path: Path) -> None:
-    """What `pip install --no-deps .` does in the image: from the admitted files only (plus
-    the empty hack/ the Dockerfile creates). Uses pip's build isolation, like the image."""
+def test_wheels_from_the_build_context_hold_the_product_only(tmp_path: Path) -> None:
+    """What `pip install --no-deps ./contracts .` does in the image: from the admitted files
+    only. Uses pip's build isolation, like the image. The two wheels hold the operator, the
+    runtime and the contracts, and none of the development tools."""
     ctx = tmp_path / "ctx"
     for path in context_files():
         target = ctx / path.relative_to(ROOT)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
-    (ctx / "hack").mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ctx)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+         str(ctx / "contracts"), str(ctx)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    (wheel,) = tmp_path.glob("tradebot-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    packages = {n.split("/")[0] for n in names if not n.startswith("tradebot-")}
-    assert packages == {"tradebot_operator", "tradebot_runtime"}
+    names = [
+        n for wheel in tmp_path.glob("tradebot*.whl") for n in zipfile.ZipFile(wheel).namelist()
+    ]
+    packages = {n.split("/")[0] for n in names if ".dist-info/" not in n}
+    assert packages == {"tradebot_contracts", "tradebot_operator", "tradebot_runtime"}
     assert "tradebot_operator/__main__.py" in names
+    assert "tradebot_runtime/__main__.py" in names
 
 
 def test_entry_points_import_in_a_clean_interpreter() -> None:

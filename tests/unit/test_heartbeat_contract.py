@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from tradebot_operator.api.heartbeat import (
+from tradebot_contracts.heartbeat import (
     HEARTBEAT_ANNOTATION,
     MAX_HEARTBEAT_BYTES,
     Heartbeat,

@@ -1,4 +1,4 @@
-"""Who may run a node (hack/podrunner/holder.py): the pure verdict on the node Lease."""
+"""Who may run a node (tools/podrunner/holder.py): the pure verdict on the node Lease."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tradebot_operator.api.heartbeat import Heartbeat
+from tradebot_contracts.heartbeat import Heartbeat
 from tradebot_operator.bodies import slim_body
 from tradebot_operator.bot_status import ExchangeObservation, LeaseObservation
 from tradebot_operator.reconcile_bot import (

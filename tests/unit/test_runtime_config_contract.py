@@ -9,14 +9,14 @@ from decimal import Decimal
 import pytest
 from builder_inputs import load_case
 
-from tradebot_operator.api.runtime_config import (
+from tradebot_contracts.runtime_config import (
     CONFIG_KEY,
     LIVE_FIELDS,
     DeleteRequest,
     RuntimeConfig,
     compute_config_version,
 )
-from tradebot_operator.api.types import stricter_trading_state
+from tradebot_contracts.types import stricter_trading_state
 from tradebot_operator.builders import exchange_contexts
 
 

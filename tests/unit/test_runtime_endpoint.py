@@ -6,7 +6,7 @@ import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 import pytest
 
-from tradebot_runtime.exchange.endpoint import EndpointError, endpoint_overrides, non_local_urls
+from tradebot_contracts.endpoint import EndpointError, endpoint_overrides, non_local_urls
 
 
 @pytest.mark.parametrize("base", ["http://127.0.0.1:1234", "https://gw.example:8443/x/"])

@@ -12,8 +12,8 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 import pytest
 
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.exchange.client import ExchangeClient
-from tradebot_runtime.order_ids import ClientOrderIds
 
 
 def btc_usdt(price_tick: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tradebot_runtime.order_ids import (
+from tradebot_contracts.order_ids import (
     DEFAULT_RULE,
     EXCHANGE_RULES,
     ClientOrderIdError,

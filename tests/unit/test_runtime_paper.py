@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.domain import OrderIntent, OrderType, Side
 from tradebot_runtime.exchange.client import SendStatus
 from tradebot_runtime.exchange.paper import PaperBroker
-from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import OrderRecord, OrderState
 
 SYMBOL = "BTC/USDT"

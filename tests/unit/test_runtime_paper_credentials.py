@@ -7,7 +7,7 @@ import json
 
 from builder_inputs import by_kind, load_case, modified
 
-from tradebot_operator.api.runtime_config import CONFIG_KEY, CREDENTIALS_DIR, RuntimeConfig
+from tradebot_contracts.runtime_config import CONFIG_KEY, CREDENTIALS_DIR, RuntimeConfig
 
 PAPER = "paper-two-symbols"
 SECRET_REF = {"secretRef": {"name": "sim-keys", "keys": {"apiKey": "key", "secret": "secret"}}}

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradebot_operator.api.runtime_config import RiskConfig
-from tradebot_operator.api.types import TradingState
+from tradebot_contracts.runtime_config import RiskConfig
+from tradebot_contracts.types import TradingState
 from tradebot_runtime.domain import OpenOrder, OrderIntent, OrderType, Side
 from tradebot_runtime.orders import OrderRecord
 from tradebot_runtime.risk import (

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from builder_inputs import by_kind, load_case
 
-from tradebot_operator.api.heartbeat import Heartbeat, decode_heartbeat, encode_heartbeat
-from tradebot_operator.api.runtime_config import CONFIG_KEY, DeleteRequest, RuntimeConfig
+from tradebot_contracts.heartbeat import Heartbeat, decode_heartbeat, encode_heartbeat
+from tradebot_contracts.runtime_config import CONFIG_KEY, DeleteRequest, RuntimeConfig
 from tradebot_runtime.app import Identity
 from tradebot_runtime.status import ShardView, build_heartbeat, diff_config
 

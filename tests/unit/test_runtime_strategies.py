@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tradebot_operator.api.runtime_config import PythonStrategyRef, StrategyConfig
-from tradebot_operator.api.strategies import (
+from tradebot_contracts.runtime_config import PythonStrategyRef, StrategyConfig
+from tradebot_contracts.strategies import (
     DcaParams,
     GridParams,
     RsiReversionParams,

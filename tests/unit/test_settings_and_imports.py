@@ -41,9 +41,9 @@ def test_from_env_rejects_bad_values() -> None:
 
 def test_api_and_builders_do_not_import_kopf() -> None:
     code = (
-        "import sys, tradebot_operator.api, tradebot_operator.api.strategies, "
-        "tradebot_operator.api.heartbeat, tradebot_operator.api.runtime_config, "
-        "tradebot_operator.api.names, tradebot_operator.builders, tradebot_operator.validation; "
+        "import sys, tradebot_operator.api, tradebot_contracts.strategies, "
+        "tradebot_contracts.heartbeat, tradebot_contracts.runtime_config, "
+        "tradebot_contracts.names, tradebot_operator.builders, tradebot_operator.validation; "
         "print('kopf' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tradebot_operator.api.strategies import (
+from tradebot_contracts.strategies import (
     PARAMETER_MODELS,
     DcaParams,
     GridParams,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tradebot_contracts.runtime_config import VaultCredentials
 from tradebot_operator.api.exchange_account import ExchangeAccount
-from tradebot_operator.api.runtime_config import VaultCredentials
 from tradebot_operator.api.trading_bot import TradingBot
 from tradebot_operator.builders.runtime_config import credentials_config
 from tradebot_operator.settings import OperatorSettings

@@ -10,7 +10,7 @@ from pathlib import Path
 import ccxt
 import pytest
 
-from tradebot_operator.api.runtime_config import CredentialsConfig, FileCredentials
+from tradebot_contracts.runtime_config import CredentialsConfig, FileCredentials
 from tradebot_runtime.credentials import (
     CredentialsError,
     CredentialsProvider,

@@ -2,6 +2,7 @@
 CRDs and for the contracts shared with the runtime. No kopf imports here: the runtime
 imports this package."""
 
+from tradebot_contracts.types import TradingState, stricter_trading_state
 from tradebot_operator.api.common import (
     API_VERSION,
     CATEGORY,
@@ -40,7 +41,6 @@ from tradebot_operator.api.trading_bot import (
     TradingBotSpec,
     TradingBotStatus,
 )
-from tradebot_operator.api.types import TradingState, stricter_trading_state
 
 __all__ = [
     "API_VERSION",

@@ -7,10 +7,10 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import Field
 
-from tradebot_operator.api.base import CamelModel
+from tradebot_contracts.base import CamelModel
+from tradebot_contracts.names import GROUP as GROUP
 from tradebot_operator.api.schema import DNS_SUBDOMAIN_PATTERN
 
-GROUP: Final = "tradebot.io"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
 CATEGORY: Final = "tradebot"

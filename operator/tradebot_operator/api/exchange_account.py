@@ -7,7 +7,9 @@ from typing import Annotated, Final, Literal
 
 from pydantic import ConfigDict, Field
 
-from tradebot_operator.api.base import CamelModel
+from tradebot_contracts.base import CamelModel
+from tradebot_contracts.runtime_config import AccountMode, MarketType
+from tradebot_contracts.types import TradingState
 from tradebot_operator.api.common import (
     API_VERSION,
     Condition,
@@ -17,9 +19,7 @@ from tradebot_operator.api.common import (
     conditions_field,
     used_by_field,
 )
-from tradebot_operator.api.runtime_config import AccountMode, MarketType
 from tradebot_operator.api.schema import cel, immutable, validations
-from tradebot_operator.api.types import TradingState
 
 EXCHANGE_ID_PATTERN: Final = r"^[a-z0-9]+$"
 ENDPOINT_PATTERN: Final = r"^(https?|wss?)://[^\s/$.?#][^\s]*$"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from tradebot_operator.api.base import CamelModel
+from tradebot_contracts.base import CamelModel
 from tradebot_operator.api.common import CATEGORY, GROUP, VERSION
 from tradebot_operator.api.exchange_account import (
     ExchangeAccount,

@@ -6,7 +6,8 @@ from typing import Any, Final, Literal
 
 from pydantic import ConfigDict, Field
 
-from tradebot_operator.api.base import CamelModel
+from tradebot_contracts.base import CamelModel
+from tradebot_contracts.strategies import PYTHON_MODULE_PATTERN, StrategyType
 from tradebot_operator.api.common import (
     API_VERSION,
     Condition,
@@ -16,7 +17,6 @@ from tradebot_operator.api.common import (
     used_by_field,
 )
 from tradebot_operator.api.schema import cel, validations
-from tradebot_operator.api.strategies import PYTHON_MODULE_PATTERN, StrategyType
 
 TIMEFRAME_PATTERN: Final = r"^[1-9][0-9]{0,2}(s|m|h|d|w|M)$"
 """ccxt timeframe notation: 1m, 5m, 15m, 1h, 4h, 1d, 1w, 1M."""

@@ -8,7 +8,15 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import ConfigDict, Field
 
-from tradebot_operator.api.base import CamelModel
+from tradebot_contracts.base import CamelModel
+from tradebot_contracts.heartbeat import RuntimeState
+from tradebot_contracts.runtime_config import BotMode, OnDeleteAction
+from tradebot_contracts.types import (
+    PercentString,
+    PositiveDecimalString,
+    SignedDecimalString,
+    TradingState,
+)
 from tradebot_operator.api.common import (
     API_VERSION,
     Condition,
@@ -17,15 +25,7 @@ from tradebot_operator.api.common import (
     ObjectName,
     conditions_field,
 )
-from tradebot_operator.api.heartbeat import RuntimeState
-from tradebot_operator.api.runtime_config import BotMode, OnDeleteAction
 from tradebot_operator.api.schema import PreserveUnknown, Quantity, cel, validations
-from tradebot_operator.api.types import (
-    PercentString,
-    PositiveDecimalString,
-    SignedDecimalString,
-    TradingState,
-)
 
 SYMBOL_PATTERN: Final = r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$"
 """ccxt unified symbol: BASE/QUOTE for spot, BASE/QUOTE:SETTLE for derivatives."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tradebot_operator.api.runtime_config import CONFIG_KEY
+from tradebot_contracts.runtime_config import CONFIG_KEY
 from tradebot_operator.builders.context import ExchangeContext
 from tradebot_operator.builders.meta import Manifest, object_meta
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tradebot_contracts.names import exchange_object_name, runtime_labels, runtime_selector
+from tradebot_contracts.runtime_config import RuntimeConfig
 from tradebot_operator.api.exchange_account import ExchangeAccount
-from tradebot_operator.api.names import exchange_object_name, runtime_labels, runtime_selector
-from tradebot_operator.api.runtime_config import RuntimeConfig
 from tradebot_operator.api.strategy import Strategy
 from tradebot_operator.api.trading_bot import BotExchange, TradingBot
 from tradebot_operator.settings import OperatorSettings

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tradebot_operator.api import runtime_config as rc
-from tradebot_operator.api.names import (
+from tradebot_contracts import env
+from tradebot_contracts import runtime_config as rc
+from tradebot_contracts.names import (
     ANNOTATION_CONFIG_HASH,
     runtime_service_account_name,
     vault_role_name,
@@ -49,18 +50,18 @@ def _field_env(name: str, field_path: str) -> Manifest:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
 
 
-def env(ctx: ExchangeContext) -> list[Manifest]:
+def container_env(ctx: ExchangeContext) -> list[Manifest]:
     identity: list[Manifest] = [
-        _field_env(rc.ENV_NAMESPACE, "metadata.namespace"),
-        _field_env(rc.ENV_POD_NAME, "metadata.name"),
-        _field_env(rc.ENV_POD_UID, "metadata.uid"),
-        _field_env(rc.ENV_NODE_NAME, "spec.nodeName"),
-        {"name": rc.ENV_BOT, "value": ctx.bot.metadata.name},
-        {"name": rc.ENV_ACCOUNT, "value": ctx.account.metadata.name},
-        {"name": rc.ENV_CONFIGMAP, "value": ctx.name},
-        {"name": rc.ENV_CONFIG_PATH, "value": rc.CONFIG_PATH},
-        {"name": rc.ENV_LEASES, "value": ",".join(s.lease_name for s in ctx.config.shards)},
-        {"name": rc.ENV_METRICS_PORT, "value": str(ctx.settings.metrics_port)},
+        _field_env(env.NAMESPACE, "metadata.namespace"),
+        _field_env(env.POD_NAME, "metadata.name"),
+        _field_env(env.POD_UID, "metadata.uid"),
+        _field_env(env.NODE_NAME, "spec.nodeName"),
+        {"name": env.BOT, "value": ctx.bot.metadata.name},
+        {"name": env.ACCOUNT, "value": ctx.account.metadata.name},
+        {"name": env.CONFIGMAP, "value": ctx.name},
+        {"name": env.CONFIG_PATH, "value": rc.CONFIG_PATH},
+        {"name": env.LEASES, "value": ",".join(s.lease_name for s in ctx.config.shards)},
+        {"name": env.METRICS_PORT, "value": str(ctx.settings.metrics_port)},
     ]
     runtime = ctx.bot.spec.runtime
     extra = runtime.env if runtime is not None else []
@@ -218,7 +219,7 @@ def _container(ctx: ExchangeContext, runtime: RuntimeSpec | None) -> Manifest:
         "image": image(ctx),
         "imagePullPolicy": pull_policy,
         "command": list(COMMAND),
-        "env": env(ctx),
+        "env": container_env(ctx),
         "ports": [
             {
                 "name": METRICS_PORT_NAME,

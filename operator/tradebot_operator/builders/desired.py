@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from tradebot_contracts.runtime_config import DeleteRequest
 from tradebot_operator.api.exchange_account import ExchangeAccount
-from tradebot_operator.api.runtime_config import DeleteRequest
 from tradebot_operator.api.strategy import Strategy
 from tradebot_operator.api.trading_bot import TradingBot
 from tradebot_operator.builders.configmap import config_map

@@ -3,7 +3,7 @@ right; the runtime fills holderIdentity, renewTime and the heartbeat annotation.
 
 from __future__ import annotations
 
-from tradebot_operator.api.names import LABEL_SHARD
+from tradebot_contracts.names import LABEL_SHARD
 from tradebot_operator.builders.context import ExchangeContext
 from tradebot_operator.builders.meta import Manifest, object_meta
 

@@ -4,7 +4,7 @@ Secrets."""
 
 from __future__ import annotations
 
-from tradebot_operator.api.names import runtime_labels, runtime_service_account_name
+from tradebot_contracts.names import runtime_labels, runtime_service_account_name
 from tradebot_operator.api.trading_bot import TradingBot
 from tradebot_operator.builders.meta import Manifest, namespace_of, object_meta
 

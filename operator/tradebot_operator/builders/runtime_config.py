@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tradebot_operator.api.exchange_account import CredentialKeys, ExchangeAccount
-from tradebot_operator.api.names import rate_limit_budget_key, vault_role_name
-from tradebot_operator.api.runtime_config import (
+from tradebot_contracts.names import rate_limit_budget_key, vault_role_name
+from tradebot_contracts.runtime_config import (
     CREDENTIALS_DIR,
     AllocationConfig,
     CredentialsConfig,
@@ -17,9 +16,10 @@ from tradebot_operator.api.runtime_config import (
     StrategyConfig,
     VaultCredentials,
 )
+from tradebot_contracts.types import stricter_trading_state
+from tradebot_operator.api.exchange_account import CredentialKeys, ExchangeAccount
 from tradebot_operator.api.strategy import Strategy
 from tradebot_operator.api.trading_bot import BotExchange, TradingBot
-from tradebot_operator.api.types import stricter_trading_state
 from tradebot_operator.builders.meta import BuildError, namespace_of
 from tradebot_operator.builders.shards import shard_configs
 from tradebot_operator.settings import OperatorSettings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tradebot_operator.api.names import metrics_service_name
+from tradebot_contracts.names import metrics_service_name
 from tradebot_operator.builders.context import ExchangeContext
 from tradebot_operator.builders.meta import Manifest, object_meta
 

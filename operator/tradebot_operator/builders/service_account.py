@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tradebot_operator.api.names import runtime_labels, runtime_service_account_name
+from tradebot_contracts.names import runtime_labels, runtime_service_account_name
 from tradebot_operator.api.trading_bot import TradingBot
 from tradebot_operator.builders.meta import Manifest, object_meta
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tradebot_operator.api.names import lease_name
-from tradebot_operator.api.runtime_config import ShardConfig
+from tradebot_contracts.names import lease_name
+from tradebot_contracts.runtime_config import ShardConfig
 
 
 def split_symbols(symbols: list[str], shards: int) -> list[list[str]]:

@@ -26,11 +26,11 @@ from typing import Any, TypeVar
 
 import ccxt
 
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime import metrics
 from tradebot_runtime.breaker import CircuitBreaker
 from tradebot_runtime.domain import ZERO, Bar, Fill, Side, to_decimal
 from tradebot_runtime.error_policy import ErrorAction, Operation, classify_error
-from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import OrderRecord
 from tradebot_runtime.precision import MarketRules
 from tradebot_runtime.ratelimit_cost import UnknownEndpoint, request_cost

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.domain import ZERO, Fill, OrderType, Side, split_symbol
 from tradebot_runtime.exchange.client import (
     ExchangeClient,
@@ -34,7 +35,6 @@ from tradebot_runtime.exchange.client import (
     SendResult,
     SendStatus,
 )
-from tradebot_runtime.order_ids import ClientOrderIds
 from tradebot_runtime.orders import OrderRecord, OrderState
 
 DEFAULT_FEE_RATE = Decimal("0.001")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from tradebot_operator.api.types import TradingState
+from tradebot_contracts.types import TradingState
 from tradebot_runtime.domain import (
     Action,
     Bar,

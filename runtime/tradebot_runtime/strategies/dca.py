@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tradebot_operator.api.strategies import DcaParams
+from tradebot_contracts.strategies import DcaParams
 from tradebot_runtime.domain import Action, Bar, OrderIntent, OrderType, Side
 from tradebot_runtime.strategies.base import BaseStrategy, StrategyContext
 

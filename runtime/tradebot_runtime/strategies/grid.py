@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from tradebot_operator.api.strategies import GridParams
+from tradebot_contracts.strategies import GridParams
 from tradebot_runtime.domain import (
     ZERO,
     Action,

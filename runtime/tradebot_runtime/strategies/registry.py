@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from tradebot_operator.api.runtime_config import StrategyConfig
-from tradebot_operator.api.strategies import (
+from tradebot_contracts.runtime_config import StrategyConfig
+from tradebot_contracts.strategies import (
     PYTHON_MODULE_PATTERN,
     PythonStrategyParams,
     validate_parameters,

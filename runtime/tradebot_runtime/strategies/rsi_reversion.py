@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 
-from tradebot_operator.api.strategies import RsiReversionParams
+from tradebot_contracts.strategies import RsiReversionParams
 from tradebot_runtime.domain import Action, Bar
 from tradebot_runtime.strategies.base import (
     BaseStrategy,

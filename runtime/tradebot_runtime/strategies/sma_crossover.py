@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tradebot_operator.api.strategies import SmaCrossoverParams
+from tradebot_contracts.strategies import SmaCrossoverParams
 from tradebot_runtime.domain import Action, Bar, Side
 from tradebot_runtime.strategies.base import (
     BaseStrategy,

@@ -1,0 +1,111 @@
+"""The Lease heartbeat: a small JSON the shard holder writes into its Lease's annotations
+on every renewal, and the operator aggregates into TradingBot status.
+
+Figures are per shard (the symbols of that Lease), so the operator sums them over the
+shards of an account. Decimals are strings; the encoded form is bounded by
+MAX_HEARTBEAT_BYTES so that renewals stay cheap for etcd and the API server.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Final, Literal
+
+from pydantic import Field, ValidationError, field_serializer, field_validator
+
+from tradebot_contracts.base import CamelModel
+from tradebot_contracts.types import SignedDecimalString
+
+HEARTBEAT_ANNOTATION: Final = "tradebot.io/heartbeat"
+MAX_HEARTBEAT_BYTES: Final = 1024
+MAX_MESSAGE_CHARS: Final = 200
+
+RuntimeState = Literal[
+    "Starting",  # connecting, loading the journal
+    "Reconciling",  # comparing journal, open orders and balances; not trading yet
+    "Trading",  # Active: placing orders
+    "ReduceOnly",  # only orders that shrink positions
+    "Halted",  # no new orders (kill switch, breaker, or delete request)
+    "Draining",  # shutting down, releasing the Lease
+    "Error",  # cannot trade; see message
+]
+
+
+class HeartbeatDecodeError(ValueError):
+    """The annotation is missing its JSON or does not fit the contract."""
+
+
+class Heartbeat(CamelModel):
+    """What one shard holder reports on every Lease renewal."""
+
+    pod: str = Field(max_length=253)
+    epoch: int = Field(ge=0)
+    """Fencing term: the Lease's leaseTransitions when this pod acquired it."""
+    shard: int = Field(ge=0)
+    ts: datetime
+    """When the heartbeat was written (UTC)."""
+    state: RuntimeState
+    ready: bool
+    """True once reconciliation agreed and the pod may trade."""
+    open_orders: int = Field(default=0, ge=0)
+    position_notional: SignedDecimalString = Decimal(0)
+    realized_pnl: SignedDecimalString = Decimal(0)
+    unrealized_pnl: SignedDecimalString = Decimal(0)
+    breaker: str | None = Field(default=None, max_length=64)
+    """Name of the tripped risk breaker (e.g. ``maxDailyLoss``), if any."""
+    mismatches: int = Field(default=0, ge=0)
+    """Reconcile mismatches found between the journal and the exchange."""
+    config_version: str | None = Field(default=None, max_length=64)
+    """RuntimeConfig.config_version the pod is running with."""
+    ack_delete_request: str | None = Field(default=None, max_length=64)
+    """DeleteRequest.id whose action this pod has completed."""
+    message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+
+    @field_validator("ts")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    @field_serializer("ts")
+    def _ts_text(self, value: datetime) -> str:
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def age_seconds(self, now: datetime) -> float:
+        return (now - self.ts).total_seconds()
+
+
+def encode_heartbeat(heartbeat: Heartbeat) -> str:
+    """Compact JSON for the annotation value; raises ValueError above MAX_HEARTBEAT_BYTES."""
+    text = heartbeat.model_dump_json(by_alias=True, exclude_none=True)
+    if len(text.encode()) > MAX_HEARTBEAT_BYTES:
+        raise ValueError(f"heartbeat is {len(text.encode())} bytes; limit {MAX_HEARTBEAT_BYTES}")
+    return text
+
+
+def decode_heartbeat(text: str) -> Heartbeat:
+    """Parse an annotation value; raises HeartbeatDecodeError on anything unexpected."""
+    if len(text.encode()) > MAX_HEARTBEAT_BYTES:
+        raise HeartbeatDecodeError(f"heartbeat larger than {MAX_HEARTBEAT_BYTES} bytes")
+    try:
+        return Heartbeat.model_validate_json(text)
+    except ValidationError as exc:
+        raise HeartbeatDecodeError(str(exc)) from exc
+
+
+def heartbeat_from_annotations(annotations: dict[str, str] | None) -> Heartbeat | None:
+    """The heartbeat in a Lease's annotations, None when absent or malformed (a broken
+    heartbeat must never crash the operator)."""
+    text = (annotations or {}).get(HEARTBEAT_ANNOTATION)
+    if text is None:
+        return None
+    try:
+        return decode_heartbeat(text)
+    except HeartbeatDecodeError:
+        return None
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

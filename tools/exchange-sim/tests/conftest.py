@@ -1,0 +1,3 @@
+"""The simulator's own tests: fixtures from its pytest plugin, nothing from the product."""
+
+pytest_plugins = ["exchange_sim.pytest_plugin"]
