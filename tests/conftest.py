@@ -1,6 +1,7 @@
 """Shared pytest configuration: fixtures live in tests/fixtures/ as plugin modules."""
 
 pytest_plugins = [
+    "fixtures.standalone",
     "fixtures.cluster",
     "fixtures.servers",
     "fixtures.journal",

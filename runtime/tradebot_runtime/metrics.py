@@ -1,5 +1,6 @@
-"""Prometheus metrics of the runtime (names from DESIGN.md). Labels are bounded: shard
-numbers, symbols of the config, ccxt method names and exception class names."""
+"""Prometheus metrics of the runtime (the chart's alerts and dashboard query these names).
+Labels are bounded: shard numbers, symbols of the config, ccxt method names and exception
+class names."""
 
 from __future__ import annotations
 

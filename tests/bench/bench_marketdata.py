@@ -16,7 +16,7 @@ timeframes) in two phases of equal length, each with a fresh connection:
 
 Reported per phase: trades handled per second (bounded by what the simulator sends), CPU
 time of this process per trade and trades per CPU-second (the stable figure on a shared
-machine), and the ratio runtime / baseline CPU per trade. There is no bar in DESIGN.md;
+machine), and the ratio runtime / baseline CPU per trade. There is no bar in docs/architecture.md;
 the figure is for capacity planning (a pod needs a handful of symbols' streams).
 """
 
