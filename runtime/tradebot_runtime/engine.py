@@ -19,44 +19,33 @@ answer). Attributes are built only when the span is recording (a provider is ins
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Tracer
 
 from tradebot_contracts.types import TradingState
-from tradebot_runtime import metrics, tracing
-from tradebot_runtime.domain import Bar, CancelIntent, Fill, OrderIntent
-from tradebot_runtime.exchange.client import ExchangeClient, OrderReport, SendResult, SendStatus
-from tradebot_runtime.journal import Fence, Journal, StaleEpochError
-from tradebot_runtime.orders import LookupResult, OrderRecord, OrderState, UpdateOutcome
-from tradebot_runtime.positions import PnlTracker, PositionBook
+from tradebot_runtime import metrics
+from tradebot_runtime.domain import Bar, CancelIntent, OrderIntent
+from tradebot_runtime.engine_core import now_ms
+from tradebot_runtime.engine_reconcile import ShardReconciler
+from tradebot_runtime.exchange.client import SendResult, SendStatus
+from tradebot_runtime.journal import StaleEpochError
+from tradebot_runtime.orders import OrderRecord, OrderState
 from tradebot_runtime.precision import conform_intent
-from tradebot_runtime.risk import RiskEngine, risk_inputs_for
-from tradebot_runtime.strategies.base import Strategy, StrategyContext, TagStats
+from tradebot_runtime.risk import risk_inputs_for
+from tradebot_runtime.strategies.base import StrategyContext
 
 log = logging.getLogger("tradebot.engine")
 
 SEQ_BLOCK = 1024
 """Sequence numbers reserved per journal round trip: a refill costs a second durable
 commit on the hot path, so it must happen for well under 1% of orders (p99)."""
-NOT_FOUND_GRACE_MS = 10_000
-"""An UNKNOWN order not found by its client id is abandoned only after this long."""
-
 
 START_BACKOFF_INITIAL_S = 1.0
 START_BACKOFF_MAX_S = 30.0
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def start_backoff(
@@ -81,187 +70,11 @@ class NotLeader(RuntimeError):
     """The shard is not (or no longer) led by this process."""
 
 
-@dataclass
-class ShardStats:
-    placed: int = 0
-    rejected: int = 0
-    unknown: int = 0
-    mismatches: int = 0
-    risk_rejected: int = 0
+class ShardEngine(ShardReconciler):
+    """One shard held at one epoch. Create a new one for every acquisition.
 
-
-@dataclass
-class ShardEngine:
-    """One shard held at one epoch. Create a new one for every acquisition."""
-
-    journal: Journal
-    client: ExchangeClient
-    strategy: Strategy
-    risk: RiskEngine
-    fence: Fence
-    symbols: list[str]
-    is_leader: Callable[[], bool]
-    pnl: PnlTracker
-    book: PositionBook = field(default_factory=PositionBook)
-    orders: dict[str, OrderRecord] = field(default_factory=dict)
-    last_price: dict[str, Decimal] = field(default_factory=dict)
-    stats: ShardStats = field(default_factory=ShardStats)
-    tags: dict[tuple[str, str], TagStats] = field(default_factory=dict)
-    reconciled: bool = False
-    stopped: bool = False
-    problems: dict[str, str] = field(default_factory=dict)
-    """Current bad-input problems (key -> message) for logs and the heartbeat."""
-    _seqs: Iterator[int] = field(default_factory=lambda: iter(()))
-    tracer: Tracer = field(default_factory=tracing.get_tracer)
-    """Global (no-op unless ``setup_tracing`` installed a provider); tests inject one."""
-
-    @property
-    def shard(self) -> int:
-        return self.fence.shard
-
-    def _log(self, msg: str, **extra: Any) -> None:
-        log.info(msg, extra={"shard": self.shard, "epoch": self.fence.epoch, **extra})
-
-    # -- start / reconcile --------------------------------------------------------------
-
-    def _problem(self, key: str, message: str) -> None:
-        if self.problems.get(key) != message:
-            log.warning(message, extra={"shard": self.shard, "epoch": self.fence.epoch})
-        self.problems[key] = message
-
-    def drop_unknown_symbols(self) -> list[str]:
-        """Symbols the exchange does not list: reported, never traded or queried."""
-        unknown = [s for s in self.symbols if not self.client.has_symbol(s)]
-        for symbol in unknown:
-            metrics.CONFIG_ERRORS.labels("unknown_symbol").inc()
-            self._problem(
-                f"symbol:{symbol}", f"unknown symbol {symbol}: not listed by the exchange"
-            )
-        self.symbols = [s for s in self.symbols if s not in unknown]
-        return unknown
-
-    async def start(self, holder: str) -> None:
-        """Record the epoch (fencing), then reconcile journal vs exchange."""
-        self.drop_unknown_symbols()
-        await self.journal.take_shard(self.fence, holder)
-        await self.journal.audit(
-            self.fence.bot, self.fence.account, "shard.acquired", shard=self.shard,
-            epoch=self.fence.epoch, data={"holder": holder},
-        )  # fmt: skip
-        for fill in await self.journal.load_fills(self.fence.bot, self.fence.account, self.shard):
-            self.book.apply(fill)
-        for record in await self.journal.load_orders(
-            self.fence.bot, self.fence.account, self.shard
-        ):
-            self.orders[record.client_order_id] = record
-            self.client.remember(record.exchange_order_id, record.client_order_id)
-        await self.reconcile()
-        await self._load_tags()
-
-    async def _load_tags(self) -> None:
-        stats = await self.journal.tag_stats(self.fence.bot, self.fence.account, self.shard)
-        self.tags = {key: TagStats(count=n, last_ts=last) for key, (n, last) in stats.items()}
-
-    def _count_tag(self, record: OrderRecord) -> None:
-        key = (record.intent.symbol, record.intent.tag)
-        old = self.tags.get(key)
-        self.tags[key] = TagStats(count=(old.count if old else 0) + 1, last_ts=record.created_ms)
-
-    async def reconcile(self) -> None:
-        """Look up every working journal order by client id, book missed fills, and count
-        our open orders on the exchange the journal does not know."""
-        for record in list(self.orders.values()):
-            await self._refresh(record)
-        known = set(self.orders)
-        for symbol in self.symbols:
-            for report in await self.client.open_orders(symbol):
-                cid = report.client_order_id
-                if self.client.ids.owns(cid) and cid not in known:
-                    parts = self.client.ids.parse(cid or "")
-                    if parts.shard == self.shard:
-                        self._mismatch("unjournaled_open_order", cid)
-        await self.sync_fills()
-        self.reconciled = True
-        self._log("reconciled", orders=len(self.orders), mismatches=self.stats.mismatches)
-
-    def _mismatch(self, kind: str, cid: str | None) -> None:
-        self.stats.mismatches += 1
-        metrics.RECONCILE_MISMATCHES.labels(str(self.shard), kind).inc()
-        log.warning("reconcile mismatch", extra={"kind": kind, "client_order_id": cid})
-
-    async def _refresh(self, record: OrderRecord) -> None:
-        """Apply what the exchange says about ``record`` (lookup by client id)."""
-        report = await self.client.lookup(record.intent.symbol, record.client_order_id)
-        now = now_ms()
-        if report is None:
-            outcome = record.resolve_lookup(
-                LookupResult.NOT_FOUND, now, not_found_grace_ms=NOT_FOUND_GRACE_MS
-            )
-        else:
-            outcome = record.resolve_lookup(
-                LookupResult.FOUND, now, status=report.status, filled=report.filled,
-                not_found_grace_ms=NOT_FOUND_GRACE_MS,
-                exchange_order_id=report.exchange_order_id,
-            )  # fmt: skip
-            self.client.remember(report.exchange_order_id, record.client_order_id)
-        if outcome is UpdateOutcome.CONFLICT:
-            self._mismatch("state_conflict", record.client_order_id)
-        if outcome is UpdateOutcome.APPLIED:
-            await self.journal.update_order(self.fence, record)
-            if record.state is OrderState.ABANDONED:
-                await self._load_tags()  # it never reached the market: not in the schedule
-        if record.state.is_terminal:
-            self.orders.pop(record.client_order_id, None)
-
-    async def resolve_unknown(self) -> int:
-        """Look up every INTENT/SENDING/UNKNOWN order; returns how many remain unresolved."""
-        pending = [r for r in self.orders.values() if r.state in _LOOKUP]
-        for record in pending:
-            await self._refresh(record)
-        return sum(1 for r in self.orders.values() if r.state in _LOOKUP)
-
-    async def poll_orders(self) -> None:
-        """Refresh working orders (open orders per symbol, lookups for the rest) and fills."""
-        working = list(self.orders.values())
-        if not working:
-            await self.sync_fills()
-            return
-        open_by_cid: dict[str, OrderReport] = {}
-        for symbol in {r.intent.symbol for r in working}:
-            for item in await self.client.open_orders(symbol):
-                if item.client_order_id:
-                    open_by_cid[item.client_order_id] = item
-        for record in working:
-            report = open_by_cid.get(record.client_order_id)
-            if report is not None and record.state not in _LOOKUP:
-                if (
-                    record.apply_exchange_update(report.status, report.filled, now_ms())
-                    is UpdateOutcome.APPLIED
-                ):
-                    await self.journal.update_order(self.fence, record)
-            else:
-                await self._refresh(record)
-        await self.sync_fills()
-
-    async def sync_fills(self) -> int:
-        """Book our fills from the exchange (deduplicated); returns how many were new."""
-        new = 0
-        for symbol in self.symbols:
-            # booked trades are in the journal already (the book is loaded from it)
-            known = functools.partial(self.book.has_fill, symbol)
-            for fill in await self.client.my_trades(symbol, known=known):
-                if self.client.ids.parse(fill.client_order_id).shard != self.shard:
-                    continue
-                if await self.journal.record_fill(self.fence, fill):
-                    new += 1
-                self._apply_fill(fill)
-        return new
-
-    def _apply_fill(self, fill: Fill) -> None:
-        if self.book.apply(fill):
-            self.last_price.setdefault(fill.symbol, fill.price)
-
-    # -- trading ------------------------------------------------------------------------
+    The fields are in engine_core.py; start, reconciliation, lookups and order polling
+    in engine_reconcile.py; the order pipeline here."""
 
     def context(self, symbol: str, now: int) -> StrategyContext:
         return StrategyContext(
@@ -465,5 +278,4 @@ class ShardEngine:
         self.risk.set_trading_state(state)
 
 
-_LOOKUP = frozenset({OrderState.INTENT, OrderState.SENDING, OrderState.UNKNOWN})
 _CANCELLABLE = frozenset({OrderState.OPEN, OrderState.PARTIALLY_FILLED})
