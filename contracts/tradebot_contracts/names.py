@@ -1,9 +1,15 @@
-"""Names and labels of everything the operator creates, valid for any input.
+"""Names and labels of everything the operator creates, valid for any input and unique by
+construction.
 
 Kubernetes limits names to a DNS-1123 label (63 chars; Services, label values) or
 subdomain (253 chars). A bot name alone may be 253 chars, so every generated name is cut
 and given a hash suffix of the full untruncated name when too long: two different long
 inputs never collapse into the same name, and the same input always gives the same name.
+
+A name joined from two free-form parts (bot and account, namespace and bot) also carries a
+hash of the parts themselves: ``-`` may occur inside either part, so ``(a, b-c)`` and
+``(a-b, c)`` would otherwise both give ``a-b-c`` and one bot would take over the other's
+ConfigMap, Lease or Vault role.
 """
 
 from __future__ import annotations
@@ -63,6 +69,13 @@ def dns_label(*parts: str, limit: int = DNS_LABEL_MAX) -> str:
     return truncate(cleaned, limit)
 
 
+def joined_label(*parts: str, limit: int = DNS_LABEL_MAX) -> str:
+    """``dns_label`` of ``parts`` plus a hash of the parts as a tuple, so that different
+    tuples never give the same name however ``-`` falls inside them."""
+    identity = short_hash("\x00".join(parts))
+    return f"{dns_label(*parts, limit=limit - HASH_LENGTH - 1)}-{identity}"
+
+
 def dns1035_label(*parts: str) -> str:
     """A DNS-1035 label (Service names): a DNS-1123 label that starts with a letter."""
     name = dns_label(*parts)
@@ -88,23 +101,36 @@ def runtime_service_account_name(bot: str) -> str:
 
 
 def exchange_object_name(bot: str, account: str) -> str:
-    """Deployment, ConfigMap, PodDisruptionBudget and HPA of one bot x account."""
-    return dns_label(bot, account)
+    """Deployment, ConfigMap, PodDisruptionBudget and HPA of one bot x account:
+    ``<bot>-<account>-<hash of both>``."""
+    return joined_label(bot, account)
 
 
 def metrics_service_name(bot: str, account: str) -> str:
-    return dns1035_label(bot, account, "metrics")
+    """``<bot>-<account>-<hash>-metrics``, starting with a letter (DNS-1035)."""
+    suffix = "-metrics"
+    name = joined_label(bot, account, limit=DNS_LABEL_MAX - len(suffix)) + suffix
+    return name if name[0].isalpha() else dns_label("tb", name)
 
 
 def lease_name(bot: str, account: str, shard: int) -> str:
-    """``<bot>-<account>-<shard>``; the shard number always survives truncation."""
+    """``<bot>-<account>-<hash>-<shard>``; the shard number always survives truncation."""
     suffix = f"-{shard}"
-    return dns_label(bot, account, limit=DNS_LABEL_MAX - len(suffix)) + suffix
+    return joined_label(bot, account, limit=DNS_LABEL_MAX - len(suffix)) + suffix
+
+
+VAULT_BOT_PREFIX: Final = "tradebot-bot-"
+"""Every per-bot Vault policy and role starts with this. The operator's own policy grants
+``sys/policy/tradebot-bot-*`` and ``auth/<mount>/role/tradebot-bot-*``, which can never match
+its own name (OPERATOR_POLICY_NAME) or anything else in Vault."""
 
 
 def vault_role_name(namespace: str, bot: str) -> str:
-    """Vault Kubernetes-auth role and policy of one bot."""
-    return dns_label("tradebot", namespace, bot)
+    """Vault Kubernetes-auth role and policy of one bot:
+    ``tradebot-bot-<namespace>-<bot>-<hash of both>``, unique across namespaces."""
+    return VAULT_BOT_PREFIX + joined_label(
+        namespace, bot, limit=DNS_LABEL_MAX - len(VAULT_BOT_PREFIX)
+    )
 
 
 OPERATOR_POLICY_NAME: Final = "tradebot-operator"

@@ -1,7 +1,14 @@
-"""Installation-wide settings of the operator (image, ports, Lease timing, Vault).
+"""Everything the operator reads from its environment, in two parts.
 
-Read once at start from ``TRADEBOT_<FIELD>`` environment variables (the Helm chart sets
-them); the pure builders take them as an argument so tests can vary them freely.
+- OperatorSettings: installation-wide settings of the operator (image, ports, Lease
+  timing, Vault), read once at start from ``TRADEBOT_<FIELD>`` environment variables (the
+  Helm chart sets them); the pure builders take them as an argument so tests can vary them
+  freely.
+- ProcessSettings: how this operator process runs (watched namespaces, liveness endpoint,
+  log format, peering, concurrency, debug), read by ``python -m tradebot_operator`` and by
+  the start-up handler.
+
+No other module reads the environment.
 """
 
 from __future__ import annotations
@@ -9,10 +16,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from tradebot_operator.installation import NetworkPolicySettings, TenancyPolicy
 
 ENV_PREFIX: Final = "TRADEBOT_"
 
@@ -77,6 +87,11 @@ class OperatorSettings(BaseModel):
     redis_url: str | None = None
     """Redis URL of the shared rate-limit buckets."""
 
+    tenancy: TenancyPolicy = TenancyPolicy()
+    """What a namespace may ask for (Vault prefix, endpoints, images, pod placement)."""
+    network_policy: NetworkPolicySettings = NetworkPolicySettings()
+    """The NetworkPolicy every bot's pods get (on by default)."""
+
     @property
     def vault_managed(self) -> bool:
         """The operator writes per-bot policies and roles and checks the accounts' KV
@@ -87,15 +102,19 @@ class OperatorSettings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorSettings:
-        """Settings from ``TRADEBOT_<FIELD_NAME_UPPER>`` variables; dict fields take JSON."""
+        """Settings from ``TRADEBOT_<FIELD_NAME_UPPER>`` variables; dict and model fields
+        (tenancy, network_policy) take JSON."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for name, field in cls.model_fields.items():
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is None:
                 continue
-            annotation = str(field.annotation)
-            values[name] = json.loads(raw) if annotation.startswith("dict") else raw
+            annotation = field.annotation
+            structured = str(annotation).startswith("dict") or (
+                isinstance(annotation, type) and issubclass(annotation, BaseModel)
+            )
+            values[name] = json.loads(raw) if structured else raw
         if values.get("vault_ca_cert") and not values.get("vault_ca_pem"):
             try:
                 values["vault_ca_pem"] = Path(values["vault_ca_cert"]).read_text()
@@ -105,3 +124,50 @@ class OperatorSettings(BaseModel):
                     f"Vault CA bundle ({exc.strerror or exc})"
                 ) from None
         return cls.model_validate(values)
+
+
+DEFAULT_LIVENESS_ENDPOINT: Final = "http://0.0.0.0:8080/healthz"
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """How this operator process runs (``python -m tradebot_operator`` and kopf's start-up).
+
+    Environment (not OperatorSettings fields: the builders never see them):
+
+      TRADEBOT_WATCH_NAMESPACES   comma-separated namespaces (default: all namespaces)
+      TRADEBOT_LIVENESS_ENDPOINT  default http://0.0.0.0:8080/healthz ("" disables it)
+      TRADEBOT_LOG_FORMAT         json (default) | plain
+      TRADEBOT_PEERING            kopf peering object name for active/standby operators
+                                  (default: standalone, one active replica)
+      TRADEBOT_API_CONCURRENCY    API requests in flight at most (default 16)
+      TRADEBOT_RECONCILE_WORKERS  bots reconciled at once by the work queue (default 16)
+      TRADEBOT_DEBUG              verbose logs, kopf's per-event lines included
+    """
+
+    watch_namespaces: tuple[str, ...] = ()
+    liveness_endpoint: str | None = DEFAULT_LIVENESS_ENDPOINT
+    json_logs: bool = True
+    peering: str | None = None
+    api_concurrency: int = 16
+    """At most this many API requests in flight from the operator."""
+    reconcile_workers: int = 16
+    """Bots reconciled at once by the work queue."""
+    debug: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ProcessSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            watch_namespaces=tuple(
+                n for n in env.get(f"{ENV_PREFIX}WATCH_NAMESPACES", "").split(",") if n
+            ),
+            liveness_endpoint=(
+                env.get(f"{ENV_PREFIX}LIVENESS_ENDPOINT", DEFAULT_LIVENESS_ENDPOINT) or None
+            ),
+            json_logs=env.get(f"{ENV_PREFIX}LOG_FORMAT", "json") == "json",
+            peering=env.get(f"{ENV_PREFIX}PEERING") or None,
+            api_concurrency=int(env.get(f"{ENV_PREFIX}API_CONCURRENCY", "16")),
+            reconcile_workers=int(env.get(f"{ENV_PREFIX}RECONCILE_WORKERS", "16")),
+            debug=bool(env.get(f"{ENV_PREFIX}DEBUG")),
+        )

@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:  # the fixtures are imported by pytest, after main() set the cluster name
-    from fixtures.cluster import Cluster
-    from fixtures.operator import OperatorProcess
-    from fixtures.servers import Postgres, Redis
+    from support.cluster import Cluster
+    from support.operator import OperatorProcess
+    from support.servers import Postgres, Redis
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER = "tradebot-failover"
@@ -56,7 +56,7 @@ def test_failover_benchmark(
     sim_url: str,
     tmp_path: Path,
 ) -> None:
-    from fixtures.failover import (
+    from support.failover import (
         CHURN_RISK,
         Failover,
         check_invariants,
@@ -66,8 +66,8 @@ def test_failover_benchmark(
         start_runtime,
         wait_ready,
     )
-    from fixtures.runtimes import PLUGIN_ENV, run_runtimes, setup_bot
-    from fixtures.strategies import churn_spec
+    from support.runtimes import PLUGIN_ENV, run_runtimes, setup_bot
+    from support.strategies import churn_spec
 
     hard = int(os.environ.get("BENCH_FAILOVER_HARD", "20"))
     graceful = int(os.environ.get("BENCH_FAILOVER_GRACEFUL", "20"))

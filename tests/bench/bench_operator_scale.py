@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / ".state" / "tradebot-bench"
 sys.path.insert(0, str(REPO / "tests"))
 
-from fixtures.objects import account, bot, strategy  # noqa: E402
+from support.objects import account, bot, strategy  # noqa: E402
 from tradebot_contracts.names import LABEL_MANAGED_BY  # noqa: E402
 from tradebot_operator.api import ExchangeAccount, Strategy, TradingBot  # noqa: E402
 from tradebot_operator.builders import desired  # noqa: E402

@@ -29,9 +29,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 if TYPE_CHECKING:  # imported by pytest (tests/conftest.py), not when run as a script
-    from fixtures.cluster import Cluster
-    from fixtures.operator import OperatorProcess
-    from fixtures.servers import Postgres, Redis
+    from support.cluster import Cluster
+    from support.operator import OperatorProcess
+    from support.servers import Postgres, Redis
 
 
 def test_bench_ratelimit(
@@ -41,7 +41,7 @@ def test_bench_ratelimit(
     redis_server: Redis,
     tmp_path: Path,
 ) -> None:
-    from fixtures.ratebudget import run_shared_budget
+    from support.ratebudget import run_shared_budget
 
     processes = int(os.environ["BENCH_RL_PROCESSES"])
     run = run_shared_budget(

@@ -35,7 +35,7 @@ from devenv import postgres as devenv_postgres
 from exchange_sim.testing import running_simulator
 from tradebot_contracts.endpoint import endpoint_overrides
 from tradebot_contracts.order_ids import ClientOrderIds
-from tradebot_runtime.app import freeze_startup_heap
+from tradebot_runtime.bootstrap import freeze_startup_heap
 from tradebot_runtime.domain import OrderIntent, OrderType, Side
 from tradebot_runtime.engine import ShardEngine
 from tradebot_runtime.exchange.client import ExchangeClient

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from prometheus_client.parser import text_string_to_metric_families
 
-from fixtures.runtimes import Runtime, ledger
+from support.runtimes import Runtime, ledger
 from tradebot_contracts.order_ids import ClientOrderIds
 
 WRITTEN_OFF = frozenset({"abandoned", "rejected"})

@@ -49,13 +49,13 @@ from chaos_invariants import (
 from devenv import openbao as devenv_openbao
 from devenv import postgres as devenv_postgres
 from devenv import redis as devenv_redis
-from fixtures.chaos import scaled
-from fixtures.cluster import Cluster
-from fixtures.crds import FIELD_MANAGER, crd_files, crd_names
-from fixtures.objects import apply, bot, get
-from fixtures.operator import OperatorProcess, _operator
-from fixtures.procs import HACK, REPO_ROOT, free_port, hack_bin
-from fixtures.runtimes import (
+from support.chaos import scaled
+from support.cluster import Cluster
+from support.crds import FIELD_MANAGER, crd_files, crd_names
+from support.objects import apply, bot, get
+from support.operator import OperatorProcess, _operator
+from support.procs import HACK, REPO_ROOT, free_port, hack_bin
+from support.runtimes import (
     SIM_ACCOUNT,
     BotSetup,
     Runtime,
@@ -66,7 +66,7 @@ from fixtures.runtimes import (
     setup_bot,
     simulator_process,
 )
-from fixtures.servers import Postgres, Redis
+from support.servers import Postgres, Redis
 from tradebot_contracts.heartbeat import heartbeat_from_annotations
 from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_contracts.runtime_config import (
@@ -76,7 +76,7 @@ from tradebot_contracts.runtime_config import (
     RuntimeConfig,
     VaultCredentials,
 )
-from tradebot_operator.vault_policy import SecretPath, policy_hcl
+from tradebot_operator.builders.vault_policy import SecretPath, policy_hcl
 from tradebot_runtime.ratelimit import SAFETY
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -403,7 +403,7 @@ def _apiserver_pid(cluster_name: str) -> int:
 def test_api_server_stopped_leaders_stop_before_lease_expiry(
     postgres: Postgres, redis_server: Redis, tmp_path: Path
 ) -> None:
-    from fixtures.cluster import TEST_CLUSTER
+    from support.cluster import TEST_CLUSTER
 
     name = f"{TEST_CLUSTER}-api"
     with _dedicated_cluster(name) as cluster, simulator_process(tmp_path) as sim_url:
@@ -470,7 +470,7 @@ def _configure_vault(
 ) -> str:
     """Kubernetes auth, the exchange keys at ``path`` and a short-TTL role for ``sa``;
     what the operator sets up (done again after a restart: the dev server is in memory)."""
-    from fixtures.runtimes import API_KEY, SECRET
+    from support.runtimes import API_KEY, SECRET
 
     devenv_openbao.configure_kubernetes_auth(vault, cluster, ns)
     devenv_openbao.put_secret(vault, path, {"apiKey": API_KEY, "secret": SECRET})

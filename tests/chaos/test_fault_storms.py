@@ -26,8 +26,8 @@ from chaos_invariants import (
     wait_for,
 )
 
-from fixtures.chaos import scaled
-from fixtures.runtimes import (
+from support.chaos import scaled
+from support.runtimes import (
     SIM_ACCOUNT,
     RuntimeEnv,
     http_json,

@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from fixtures.chaos import scaled
-from fixtures.failover import (
+from support.chaos import scaled
+from support.failover import (
     CHURN_RISK,
     check_invariants,
     fail_over,
@@ -28,9 +28,9 @@ from fixtures.failover import (
     start_runtime,
     wait_ready,
 )
-from fixtures.runtimes import PLUGIN_ENV, RuntimeEnv, run_runtimes
-from fixtures.strategies import churn_spec
-from tradebot_runtime.engine import NOT_FOUND_GRACE_MS
+from support.runtimes import PLUGIN_ENV, RuntimeEnv, run_runtimes
+from support.strategies import churn_spec
+from tradebot_runtime.engine_reconcile import NOT_FOUND_GRACE_MS
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 

@@ -32,11 +32,11 @@ from typing import Any
 import pytest
 
 from devenv.procs import DevenvError
-from fixtures.chaos import scaled
-from fixtures.cluster import Cluster
-from fixtures.objects import account, beat, bot, strategy
-from fixtures.operator import _session_operator_paused
-from fixtures.procs import free_port, stop, wait_until
+from support.chaos import scaled
+from support.cluster import Cluster
+from support.objects import account, beat, bot, strategy
+from support.operator import _session_operator_paused
+from support.procs import free_port, stop, wait_until
 from tradebot_operator.api import ExchangeAccount, Strategy, TradingBot
 from tradebot_operator.builders import desired
 from tradebot_operator.settings import OperatorSettings

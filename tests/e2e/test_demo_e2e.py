@@ -102,7 +102,7 @@ def objects(stack: Stack, ns: str, eth_price: Decimal) -> list[dict[str, Any]]:
 
 
 def vault_path(ns: str) -> str:
-    return f"tradebot/e2e/{ns}"
+    return f"tradebot/{ns}/e2e"
 
 
 def sim_orders(stack: Stack, symbol: str) -> list[dict[str, Any]]:

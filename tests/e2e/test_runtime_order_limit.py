@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from fixtures.failover import CHURN_RISK
-from fixtures.objects import eventually
-from fixtures.runtimes import (
+from support.failover import CHURN_RISK
+from support.objects import eventually
+from support.runtimes import (
     PLUGIN_ENV,
     SIM_ACCOUNT,
     RuntimeEnv,
@@ -20,7 +20,7 @@ from fixtures.runtimes import (
     run_runtimes,
     simulator_process,
 )
-from fixtures.strategies import churn_spec
+from support.strategies import churn_spec
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 LIMIT = 3  # new orders per 10 s, at the simulator and in the account's spec

@@ -19,9 +19,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from fixtures.cluster import Cluster
-from fixtures.objects import eventually, get
-from fixtures.runtimes import (
+from support.cluster import Cluster
+from support.objects import eventually, get
+from support.runtimes import (
     SIM_ACCOUNT,
     SYMBOL,
     BotSetup,
@@ -37,7 +37,7 @@ from fixtures.runtimes import (
     run_runtimes,
     sim_marks,
 )
-from fixtures.servers import Postgres
+from support.servers import Postgres
 from tradebot_contracts.heartbeat import heartbeat_from_annotations
 from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.orders import WORKING_STATES

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from fixtures.cluster import Cluster
-from fixtures.objects import eventually, get
-from fixtures.runtimes import (
+from support.cluster import Cluster
+from support.objects import eventually, get
+from support.runtimes import (
     SIM_ACCOUNT,
     SYMBOL,
     Runtime,
@@ -34,7 +34,7 @@ from fixtures.runtimes import (
     run_runtimes,
     sim_marks,
 )
-from fixtures.servers import Postgres
+from support.servers import Postgres
 from tradebot_contracts.heartbeat import Heartbeat, heartbeat_from_annotations
 from tradebot_contracts.runtime_config import CONFIG_KEY, RuntimeConfig
 

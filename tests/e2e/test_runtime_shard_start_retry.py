@@ -12,8 +12,8 @@ from datetime import datetime
 
 import pytest
 
-from fixtures.objects import eventually
-from fixtures.runtimes import Runtime, RuntimeEnv, http_json, lease, ledger, run_runtimes
+from support.objects import eventually
+from support.runtimes import Runtime, RuntimeEnv, http_json, lease, ledger, run_runtimes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 SHARD = {"shard": "0"}

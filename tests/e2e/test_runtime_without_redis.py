@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.objects import eventually
-from fixtures.runtimes import SIM_ACCOUNT, RuntimeEnv, http_json, ledger, run_runtimes
+from support.objects import eventually
+from support.runtimes import SIM_ACCOUNT, RuntimeEnv, http_json, ledger, run_runtimes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 

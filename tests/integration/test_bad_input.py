@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fixtures.cluster import Cluster
+from support.cluster import Cluster
 from tradebot_operator.api import ExchangeAccount, Strategy, TradingBot
 from tradebot_operator.builders import desired
 from tradebot_operator.settings import OperatorSettings

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fixtures.cluster import Cluster
-from fixtures.procs import REPO_ROOT, hack_bin
+from support.cluster import Cluster
+from support.procs import REPO_ROOT, hack_bin
 
 pytestmark = pytest.mark.integration
 
@@ -310,3 +310,58 @@ def test_uninstall_keeps_the_crds(cluster: Cluster, tmp_path: Path) -> None:
     assert cluster.kubectl("get", "deployment", "-n", ns, f"{name}-tradebot",
                            check=False).returncode != 0  # fmt: skip
     cluster.kubectl("get", "crd", *CRDS)
+
+
+def _configmap(name: str, ns: str, labels: dict[str, str] | None = None) -> str:
+    meta: dict[str, Any] = {"name": name, "namespace": ns}
+    if labels is not None:
+        meta["labels"] = labels
+    return yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta})
+
+
+MANAGED = {"app.kubernetes.io/managed-by": "tradebot-operator"}
+
+
+def test_admission_policy_limits_the_operator_to_objects_it_manages(
+    cluster: Cluster, release: Release
+) -> None:
+    """Finding 11 of the tenancy review: with cluster-wide create/patch the operator could
+    write any ConfigMap, Deployment or Lease. The chart's ValidatingAdmissionPolicy refuses
+    its writes to objects without tradebot's managed-by label, and its changes to objects
+    that did not carry it before."""
+    ns = cluster.namespace("tbvap")
+
+    def as_operator(*args: str, body: str) -> subprocess.CompletedProcess[str]:
+        return cluster.kubectl(*args, f"--as={release.user}", "-f", "-", input=body, check=False)
+
+    def eventually_refused() -> subprocess.CompletedProcess[str]:
+        # the API server loads a new policy within a second or so
+        deadline = time.monotonic() + 30
+        while True:
+            result = as_operator("create", body=_configmap("aws-auth-like", ns))
+            if result.returncode != 0 or time.monotonic() > deadline:
+                return result
+            cluster.kubectl("delete", "configmap", "aws-auth-like", "-n", ns, check=False)
+            time.sleep(1)
+
+    refused = eventually_refused()
+    assert refused.returncode != 0
+    assert "managed-by=tradebot-operator" in refused.stderr, refused.stderr
+
+    created = as_operator("create", body=_configmap("ours", ns, MANAGED))
+    assert created.returncode == 0, created.stderr
+    stripped = as_operator("apply", "--server-side", "--force-conflicts",
+                           body=_configmap("ours", ns, {}))  # fmt: skip
+    assert stripped.returncode != 0 and "managed-by" in stripped.stderr
+
+    # someone else's object: the operator can neither take it over nor delete it
+    cluster.kubectl("create", "-f", "-", input=_configmap("theirs", ns))
+    takeover = as_operator("apply", "--server-side", "--force-conflicts",
+                           body=_configmap("theirs", ns, MANAGED))  # fmt: skip
+    assert takeover.returncode != 0 and "does not manage" in takeover.stderr, takeover.stderr
+    deleted = cluster.kubectl(
+        "delete", "configmap", "theirs", "-n", ns, f"--as={release.user}", check=False
+    )
+    assert deleted.returncode != 0 and "does not manage" in deleted.stderr, deleted.stderr
+    # an administrator is not affected
+    cluster.kubectl("delete", "configmap", "theirs", "ours", "-n", ns)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fixtures.procs import REPO_ROOT, hack_bin
+from support.procs import REPO_ROOT, hack_bin
 from tradebot_operator.settings import ENV_PREFIX, OperatorSettings
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ DESIGN_METRICS = {
     "tradebot_reconcile_mismatches_total",
     "tradebot_ratelimit_local_fallback",
 }
-# Variables read by tradebot_operator.__main__ / handlers rather than OperatorSettings.
+# Variables of tradebot_operator.settings.ProcessSettings rather than OperatorSettings.
 MAIN_ENV = {
     "TRADEBOT_WATCH_NAMESPACES",
     "TRADEBOT_LIVENESS_ENDPOINT",

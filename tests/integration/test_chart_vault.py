@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fixtures.procs import REPO_ROOT, hack_bin
+from support.procs import REPO_ROOT, hack_bin
 from tradebot_operator.settings import OperatorSettings
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fixtures.cluster import Cluster
-from fixtures.procs import REPO_ROOT
+from support.cluster import Cluster
+from support.procs import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from fixtures.cluster import Cluster
-from fixtures.objects import account, apply, beat, bot, eventually, get, phase_is, strategy
-from fixtures.operator import OperatorProcess
+from support.cluster import Cluster
+from support.objects import account, apply, beat, bot, eventually, get, phase_is, strategy
+from support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

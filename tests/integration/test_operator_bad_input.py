@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fixtures.cluster import Cluster
-from fixtures.objects import account, apply, beat, bot, eventually, get, strategy
-from fixtures.operator import OperatorProcess
+from support.cluster import Cluster
+from support.objects import account, apply, beat, bot, eventually, get, strategy
+from support.operator import OperatorProcess
 
 pytestmark = pytest.mark.integration
 

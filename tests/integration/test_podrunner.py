@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from devenv.procs import spawn, stop
-from fixtures.cluster import Cluster
-from fixtures.podrunner import PodRunnerNode
+from support.cluster import Cluster
+from support.podrunner import PodRunnerNode
 
 pytestmark = pytest.mark.integration
 

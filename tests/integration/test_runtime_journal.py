@@ -9,7 +9,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from fixtures.servers import Postgres
+from support.servers import Postgres
 from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.domain import Fill, OrderIntent, OrderType, Side
 from tradebot_runtime.journal import (

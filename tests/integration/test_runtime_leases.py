@@ -13,8 +13,8 @@ import pytest
 import redis.asyncio as redis
 from kubernetes_asyncio import client
 
-from fixtures.cluster import Cluster
-from fixtures.servers import Redis
+from support.cluster import Cluster
+from support.servers import Redis
 from tradebot_contracts.heartbeat import HEARTBEAT_ANNOTATION
 from tradebot_runtime.leases import LeaseManager
 from tradebot_runtime.presence import RedisPresence

@@ -14,8 +14,8 @@ import redis.asyncio as redis
 
 from exchange_sim.config import Limits
 from exchange_sim.testing import RunningSimulator, running_simulator
-from fixtures.procs import free_port
-from fixtures.servers import Redis
+from support.procs import free_port
+from support.servers import Redis
 from tradebot_contracts.endpoint import endpoint_overrides
 from tradebot_runtime import metrics
 from tradebot_runtime.ratelimit import SharedRateLimiter, budget_params, install

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.ratebudget import run_shared_budget
-from fixtures.runtimes import RuntimeEnv
+from support.ratebudget import run_shared_budget
+from support.runtimes import RuntimeEnv
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from fixtures.cluster import Cluster
+from support.cluster import Cluster
 
 pytestmark = pytest.mark.integration
 

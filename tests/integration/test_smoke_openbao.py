@@ -14,8 +14,8 @@ import pytest
 import yaml
 from hvac.exceptions import Forbidden, InvalidRequest
 
-from fixtures.cluster import Cluster
-from fixtures.servers import VaultServer
+from support.cluster import Cluster
+from support.servers import VaultServer
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from fixtures.servers import Postgres, Redis
+from support.servers import Postgres, Redis
 
 pytestmark = pytest.mark.integration
 

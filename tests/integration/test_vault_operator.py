@@ -15,10 +15,10 @@ import pytest
 from hvac.exceptions import Forbidden, InvalidPath, InvalidRequest
 from prometheus_client import generate_latest
 
-from fixtures.cluster import Cluster
-from fixtures.objects import account, apply, bot, eventually, get, strategy
-from fixtures.operator import OperatorProcess
-from fixtures.servers import VaultServer
+from support.cluster import Cluster
+from support.objects import account, apply, bot, eventually, get, strategy
+from support.operator import OperatorProcess
+from support.servers import VaultServer
 from tradebot_contracts.names import runtime_service_account_name, vault_role_name
 from tradebot_contracts.runtime_config import CredentialsConfig, VaultCredentials
 from tradebot_runtime.credentials import CredentialsProvider
@@ -37,7 +37,8 @@ def _vault_bot(name: str, *accounts: str) -> dict[str, Any]:
         {"account": a, "symbols": ["BTC/USDT"], "allocation": {"quote": "USDT", "amount": "100"}}
         for a in accounts
     ]
-    return bot(name, exchanges=exchanges)
+    # a sandbox account is traded by a live bot: a paper bot never receives account keys
+    return bot(name, mode="live", exchanges=exchanges)
 
 
 def _condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:

@@ -21,15 +21,15 @@ import requests
 from prometheus_client import REGISTRY
 
 from devenv import openbao as devenv_openbao
-from fixtures.cluster import Cluster
+from support.cluster import Cluster
 from tradebot_contracts.names import runtime_service_account_name, vault_role_name
 from tradebot_contracts.runtime_config import CredentialsConfig, VaultCredentials
 from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.trading_bot import TradingBot
 from tradebot_operator.builders.runtime_config import credentials_config
+from tradebot_operator.builders.vault_policy import BotGrant, SecretPath, bot_grant
+from tradebot_operator.services.vault import VaultAdmin
 from tradebot_operator.settings import OperatorSettings
-from tradebot_operator.vault import VaultAdmin
-from tradebot_operator.vault_policy import BotGrant, SecretPath, bot_grant
 from tradebot_runtime.credentials import CredentialsProvider, apply_to_exchange
 
 pytestmark = pytest.mark.integration

@@ -7,12 +7,13 @@ be the only one reconciling."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,21 @@ class OperatorProcess:
         return self.log.read_text(errors="replace")
 
 
+TEST_TENANCY: dict[str, object] = {
+    # The session operator lets the tests ask for what their objects need (loopback
+    # simulator endpoints, development Secrets, placement on the pod runner's node, env
+    # overrides, any Vault path under the mount). The tenancy tests run their own operator
+    # with the installation defaults (tests/integration/test_tenancy.py).
+    "vaultPathPrefix": "",
+    "allowedEndpoints": ["127.0.0.0/8"],
+    "allowSecretRef": True,
+    "allowNodePlacement": True,
+    "allowTolerations": True,
+    "allowedEnv": ["*"],
+    "allowedImages": ["*"],
+    "allowedPriorityClasses": ["*"],
+}
+
 SESSION_OPERATOR_PIDS: list[int] = []
 """The session operator's pid while the `operator_process` fixture runs it."""
 
@@ -51,7 +67,7 @@ def _session_operator_paused() -> Iterator[None]:
 
 def _operator(
     cluster: Cluster, log: Path, extra_env: dict[str, str], namespace: str = ""
-) -> Iterator[OperatorProcess]:
+) -> Generator[OperatorProcess, None, None]:
     port = free_port()
     liveness = f"http://127.0.0.1:{port}/healthz"
     env = {
@@ -59,6 +75,7 @@ def _operator(
         "KUBECONFIG": cluster.kubeconfig,
         "TRADEBOT_LIVENESS_ENDPOINT": liveness,
         "TRADEBOT_LOG_FORMAT": "json",
+        "TRADEBOT_TENANCY": json.dumps(TEST_TENANCY),
         **extra_env,
     }
     with log.open("wb") as out:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.cluster import Cluster

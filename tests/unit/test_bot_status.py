@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from tradebot_contracts.heartbeat import Heartbeat
-from tradebot_operator.bot_status import (
+from tradebot_operator.checks import Problem
+from tradebot_operator.controllers.tradingbot.status import (
     STARTUP_TIMEOUT,
     ExchangeObservation,
     LeaseObservation,
@@ -14,8 +15,7 @@ from tradebot_operator.bot_status import (
     compute_status,
     startup_deadline,
 )
-from tradebot_operator.conditions import find
-from tradebot_operator.validation import Problem
+from tradebot_operator.kube.conditions import find
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 

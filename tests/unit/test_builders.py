@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from builder_inputs import by_kind, load_case, modified, one
 
+from tradebot_contracts import names
 from tradebot_contracts.names import ANNOTATION_CONFIG_HASH
 from tradebot_contracts.runtime_config import CONFIG_KEY, DeleteRequest, RuntimeConfig
 from tradebot_operator.builders import BuildError, desired
@@ -85,11 +86,11 @@ def test_one_lease_per_shard_without_holder() -> None:
     children = load_case(SHARDED).desired()
     leases = by_kind(children, "Lease")
     assert [lease["metadata"]["name"] for lease in leases] == [
-        "majors-binance-main-0",
-        "majors-binance-main-1",
-        "majors-okx-swap-0",
-        "majors-okx-swap-1",
-        "majors-okx-swap-2",
+        names.lease_name("majors", "binance-main", 0),
+        names.lease_name("majors", "binance-main", 1),
+        names.lease_name("majors", "okx-swap", 0),
+        names.lease_name("majors", "okx-swap", 1),
+        names.lease_name("majors", "okx-swap", 2),
     ]
     for lease in leases:
         assert lease["spec"] == {"leaseDurationSeconds": 6}
@@ -214,7 +215,9 @@ def test_hpa_owns_replicas() -> None:
         assert "replicas" not in deployment["spec"]
     hpas = by_kind(children, "HorizontalPodAutoscaler")
     assert [(h["spec"]["minReplicas"], h["spec"]["maxReplicas"]) for h in hpas] == [(2, 4)] * 2
-    assert hpas[0]["spec"]["scaleTargetRef"]["name"] == "majors-binance-main"
+    assert hpas[0]["spec"]["scaleTargetRef"]["name"] == names.exchange_object_name(
+        "majors", "binance-main"
+    )
 
 
 def test_pdb_only_with_more_than_one_pod() -> None:

@@ -12,18 +12,24 @@ import pytest
 import yaml
 
 from tradebot_operator.api import ExchangeAccount, Strategy, TradingBot
-from tradebot_operator.settings import OperatorSettings
-from tradebot_operator.validation import (
+from tradebot_operator.checks import (
     errors,
     validate_account,
     validate_bot,
     validate_strategy,
 )
+from tradebot_operator.checks.tenancy import tenant_of
+from tradebot_operator.installation import TenancyPolicy
+from tradebot_operator.settings import OperatorSettings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "samples"
 BUILT_INS = {"sma-crossover", "rsi-reversion", "grid", "dca"}
 # What an installation with Vault looks like (the chart's vault.address).
-SETTINGS = OperatorSettings(vault_address="https://vault.vault.svc:8200")
+SETTINGS = OperatorSettings(
+    vault_address="https://vault.vault.svc:8200",
+    # what the samples' comments tell an installation to allow
+    tenancy=TenancyPolicy(allowed_endpoints=("exchange-sim.tradebot-system.svc",)),
+)
 
 
 def sample_files() -> list[Path]:
@@ -71,7 +77,9 @@ def test_sample_passes_operator_validation(obj: dict[str, Any]) -> None:
     metadata = {**obj["metadata"], "namespace": "trading"}
     body = {**obj, "metadata": metadata}
     if obj["kind"] == "ExchangeAccount":
-        assert errors(validate_account(ExchangeAccount.model_validate(body))) == []
+        account = ExchangeAccount.model_validate(body)
+        tenant = tenant_of("trading", SETTINGS.tenancy, SETTINGS.runtime_image)
+        assert errors(validate_account(account, tenant)) == []
     elif obj["kind"] == "Strategy":
         assert errors(validate_strategy(Strategy.model_validate(body))) == []
     else:

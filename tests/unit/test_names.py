@@ -48,11 +48,49 @@ def test_lease_name_keeps_the_shard_number(bot: str, shard: int) -> None:
     assert names.lease_name(bot, "acct", shard).endswith(f"-{shard}")
 
 
-def test_short_names_are_kept_verbatim() -> None:
-    assert names.exchange_object_name("btc-eth", "binance-paper") == "btc-eth-binance-paper"
-    assert names.lease_name("btc-eth", "binance-paper", 2) == "btc-eth-binance-paper-2"
-    assert names.metrics_service_name("bot", "acct") == "bot-acct-metrics"
+def test_short_names_are_readable_with_a_hash_of_their_parts() -> None:
+    cm = names.exchange_object_name("btc-eth", "binance-paper")
+    assert cm.startswith("btc-eth-binance-paper-") and len(cm) == len("btc-eth-binance-paper") + 9
+    lease = names.lease_name("btc-eth", "binance-paper", 2)
+    assert lease == f"{cm}-2"
+    assert (
+        names.metrics_service_name("bot", "acct")
+        == f"{names.exchange_object_name('bot', 'acct')}-metrics"
+    )
     assert names.label_value("btc-eth") == "btc-eth"
+
+
+# Tenancy findings 2 and 8: names joined from two free-form parts must not collide however
+# "-" falls inside them (one bot would take over another's ConfigMap, Lease or Vault role).
+
+
+def test_child_names_of_different_bot_account_pairs_never_collide() -> None:
+    pairs = [("a", "b-c"), ("a-b", "c")]
+    for build in (
+        names.exchange_object_name,
+        names.metrics_service_name,
+        lambda bot, account: names.lease_name(bot, account, 0),
+    ):
+        first, second = (build(*pair) for pair in pairs)
+        assert first != second, build
+
+
+def test_vault_roles_of_different_namespace_bot_pairs_never_collide() -> None:
+    assert names.vault_role_name("a-b", "c") != names.vault_role_name("a", "b-c")
+
+
+@settings(deadline=None)  # shared CI cores: no per-example time limit
+@given(subdomain, subdomain, subdomain, subdomain)
+def test_joined_names_are_distinct_for_distinct_pairs(a: str, b: str, c: str, d: str) -> None:
+    if (a, b) != (c, d):
+        assert names.exchange_object_name(a, b) != names.exchange_object_name(c, d)
+        assert names.vault_role_name(a, b) != names.vault_role_name(c, d)
+
+
+def test_per_bot_vault_names_can_never_be_the_operators_own_policy() -> None:
+    # finding 3: the operator's policy grants sys/policy/<prefix>*; its own name must not match
+    assert names.vault_role_name("ns", "bot").startswith(names.VAULT_BOT_PREFIX)
+    assert not names.OPERATOR_POLICY_NAME.startswith(names.VAULT_BOT_PREFIX)
 
 
 def test_truncation_is_deterministic_and_distinct() -> None:

@@ -6,16 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from tradebot_contracts.heartbeat import Heartbeat
-from tradebot_operator.bodies import slim_body
-from tradebot_operator.bot_status import ExchangeObservation, LeaseObservation
-from tradebot_operator.reconcile_bot import (
+from tradebot_operator.controllers.tradingbot.finalize import needs_finalizer
+from tradebot_operator.controllers.tradingbot.status import (
     DEADLINE_MARGIN_SECONDS,
+    ExchangeObservation,
+    LeaseObservation,
     _heartbeat_age,
     _heartbeat_only,
-    needs_finalizer,
     next_status_change,
-    status_patch,
 )
+from tradebot_operator.kube.bodies import slim_body
+from tradebot_operator.kube.status import status_patch
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, tzinfo=UTC)
 STALE = timedelta(seconds=18)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
-from tradebot_runtime.app import FLATTEN_TAG, _closing_intent
+from tradebot_runtime.delete_requests import FLATTEN_TAG, _closing_intent
 from tradebot_runtime.domain import Fill, OrderType, Side
 from tradebot_runtime.positions import PositionBook
 from tradebot_runtime.precision import MarketRules

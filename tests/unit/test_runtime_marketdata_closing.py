@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tradebot_runtime.candles import Timeframe
-from tradebot_runtime.marketdata import split_closed
+from tradebot_runtime.marketdata_rows import split_closed
 
 M = 60_000
 TF = Timeframe.parse("1m")

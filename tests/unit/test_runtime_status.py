@@ -11,7 +11,7 @@ from builder_inputs import by_kind, load_case
 
 from tradebot_contracts.heartbeat import Heartbeat, decode_heartbeat, encode_heartbeat
 from tradebot_contracts.runtime_config import CONFIG_KEY, DeleteRequest, RuntimeConfig
-from tradebot_runtime.app import Identity
+from tradebot_runtime.identity import Identity
 from tradebot_runtime.status import ShardView, build_heartbeat, diff_config
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.standalone import escapes_clone
+from support.standalone import escapes_clone
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEXT_SUFFIXES = {".py", ".md", ".sh", ".toml", ".yaml", ".yml", ".cfg", ".txt", ".lua", ".tpl"}

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from tradebot_operator.api import ExchangeAccount, Strategy, TradingBot
-from tradebot_operator.settings import OperatorSettings
-from tradebot_operator.validation import (
+from tradebot_operator.checks import (
     Problem,
     errors,
     parse_resource,
@@ -18,6 +17,7 @@ from tradebot_operator.validation import (
     validate_bot,
     validate_strategy,
 )
+from tradebot_operator.settings import OperatorSettings
 
 ACCOUNT: dict[str, Any] = {
     "metadata": {"name": "acct", "namespace": "ns"},
@@ -28,7 +28,7 @@ LIVE_ACCOUNT: dict[str, Any] = {
     "spec": {
         "exchange": "binance",
         "mode": "live",
-        "credentials": {"vault": {"path": "tradebot/binance"}},
+        "credentials": {"vault": {"path": "tradebot/ns/binance"}},
     },
 }
 STRATEGY: dict[str, Any] = {

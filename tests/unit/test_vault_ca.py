@@ -15,8 +15,8 @@ from tradebot_contracts.runtime_config import VaultCredentials
 from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.trading_bot import TradingBot
 from tradebot_operator.builders.runtime_config import credentials_config
+from tradebot_operator.builders.vault_policy import operator_policy_hcl
 from tradebot_operator.settings import OperatorSettings
-from tradebot_operator.vault_policy import operator_policy_hcl
 from tradebot_runtime.credentials import vault_verify
 
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"

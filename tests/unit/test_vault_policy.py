@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
+from tradebot_contracts import names
 from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.trading_bot import TradingBot
-from tradebot_operator.conditions import ConditionUpdate
-from tradebot_operator.reconcile_refs import account_status
+from tradebot_operator.builders.vault_policy import bot_grant, mapped_keys, policy_hcl
+from tradebot_operator.checks import validate_bot
+from tradebot_operator.controllers.references.status import account_status
+from tradebot_operator.kube.conditions import ConditionUpdate
 from tradebot_operator.settings import OperatorSettings
-from tradebot_operator.validation import validate_bot
-from tradebot_operator.vault_policy import bot_grant, mapped_keys, policy_hcl
 
 SETTINGS = OperatorSettings(vault_address="https://vault:8200", vault_token_file="/t")
 CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB...test...\n-----END CERTIFICATE-----\n"
@@ -54,7 +55,7 @@ def test_policy_reads_exactly_the_bots_accounts_data_and_metadata() -> None:
         "other": _account("other", "tradebot/other"),
     }
     grant = bot_grant(_bot("a", "b"), accounts, SETTINGS)
-    assert grant.name == "tradebot-prod-alpha"
+    assert grant.name == names.vault_role_name("prod", "alpha")
     assert grant.service_account == "alpha-runtime"
     policy = grant.policy
     for path in ("secret/data/tradebot/a", "secret/metadata/tradebot/a",
@@ -69,10 +70,10 @@ def test_policy_reads_exactly_the_bots_accounts_data_and_metadata() -> None:
 def test_role_binds_service_account_namespace_audience_and_short_ttl() -> None:
     role = bot_grant(_bot("a"), {"a": _account("a", "x")}, SETTINGS).role()
     assert role == {
-        "name": "tradebot-prod-alpha",
+        "name": names.vault_role_name("prod", "alpha"),
         "bound_service_account_names": ["alpha-runtime"],
         "bound_service_account_namespaces": ["prod"],
-        "policies": ["tradebot-prod-alpha"],
+        "policies": [names.vault_role_name("prod", "alpha")],
         "ttl": "15m",
         "max_ttl": "24h",
         "audience": "vault",

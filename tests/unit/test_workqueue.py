@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from tradebot_operator.workqueue import WorkQueue
+from tradebot_operator.kube.workqueue import WorkQueue
 
 
 async def test_a_key_queued_twice_is_processed_once() -> None:

@@ -22,9 +22,12 @@ from tradebot_operator.api.common import (
 from tradebot_operator.api.schema import cel, immutable, validations
 
 EXCHANGE_ID_PATTERN: Final = r"^[a-z0-9]+$"
-ENDPOINT_PATTERN: Final = r"^(https?|wss?)://[^\s/$.?#][^\s]*$"
+ENDPOINT_PATTERN: Final = r"^(https?|wss?)://[^\s/$.?#@\\][^\s@\\]*$"
+"""A URL without user info (``http://127.0.0.1@169.254.169.254/`` reaches the second host)."""
 SECRET_KEY_PATTERN: Final = r"^[-._a-zA-Z0-9]+$"
-VAULT_PATH_PATTERN: Final = r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$"
+VAULT_PATH_PATTERN: Final = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$"
+"""Segments separated by single ``/``; a segment starts with a letter, digit or ``_``, so
+``.``, ``..`` and empty segments (which leave the prefix or the mount) never match."""
 
 SecretKey = Annotated[str, Field(min_length=1, max_length=253, pattern=SECRET_KEY_PATTERN)]
 
@@ -46,9 +49,11 @@ class VaultCredentials(CamelModel):
     """Read the credentials from a Vault/OpenBao KV v2 secret with Kubernetes auth."""
 
     path: str = Field(min_length=1, max_length=512, pattern=VAULT_PATH_PATTERN)
-    """Secret path inside the KV mount, e.g. tradebot/binance-main."""
+    """Secret path inside the KV mount. It must lie under the namespace's prefix that the
+    installation sets (default tradebot/<namespace>/, e.g. tradebot/trading/binance-main);
+    the operator refuses any other path."""
     mount: str = Field(default="secret", min_length=1, max_length=128, pattern=VAULT_PATH_PATTERN)
-    """Mount path of the KV v2 secrets engine."""
+    """Mount path of the KV v2 secrets engine; only the installation's mount is accepted."""
     keys: CredentialKeys = Field(default_factory=CredentialKeys)
     """Which key of the Vault secret holds each credential."""
 
@@ -58,7 +63,8 @@ class SecretRefCredentials(CamelModel):
     The account reports a Warning; use vault in production."""
 
     name: ObjectName
-    """Name of the Secret in the account's namespace."""
+    """Name of the Secret in the account's namespace. The Secret must carry the label
+    tradebot.io/credentials=true; paper and sandbox accounts only."""
     keys: CredentialKeys = Field(default_factory=CredentialKeys)
     """Which key of the Secret holds each credential."""
 
@@ -112,6 +118,13 @@ class ExchangeAccountSpec(CamelModel):
                 "credentials are required when mode is sandbox or live",
                 field_path=".credentials",
                 reason="FieldValueRequired",
+            ),
+            cel(
+                "self.mode != 'live' || !has(self.credentials) || !has(self.credentials.secretRef)",
+                "secretRef is for paper and sandbox accounts only: a live account's keys "
+                "come from vault",
+                field_path=".credentials.secretRef",
+                reason="FieldValueForbidden",
             ),
             cel(
                 "self.mode != 'live' || !has(self.endpoint) "

@@ -1,6 +1,6 @@
 """Pure builders: TradingBot (+ Strategy, ExchangeAccounts, settings) -> child manifests.
 
-No API calls and no kopf here: the handlers compute ``desired(...)`` and a separate apply
+No API calls and no kopf here: the controllers compute ``desired(...)`` and a separate apply
 step sends it with server-side apply.
 """
 

@@ -14,6 +14,7 @@ from tradebot_operator.builders.deployment import deployment
 from tradebot_operator.builders.hpa import horizontal_pod_autoscaler
 from tradebot_operator.builders.lease import leases
 from tradebot_operator.builders.meta import BuildError, Manifest
+from tradebot_operator.builders.network_policy import network_policy
 from tradebot_operator.builders.pdb import pod_disruption_budget
 from tradebot_operator.builders.rbac import role, role_binding
 from tradebot_operator.builders.runtime_config import build_runtime_config
@@ -32,6 +33,7 @@ KIND_ORDER: tuple[str, ...] = (
     "Deployment",
     "PodDisruptionBudget",
     "HorizontalPodAutoscaler",
+    "NetworkPolicy",
 )
 
 
@@ -64,10 +66,11 @@ def desired(
     *,
     delete_request: DeleteRequest | None = None,
 ) -> list[Manifest]:
-    """All children of ``bot``: ServiceAccount, Role, RoleBinding and, per exchange,
-    ConfigMap, Leases, metrics Service, Deployment, PDB (more than one pod) and HPA
-    (autoscaling). ``accounts`` maps account name to ExchangeAccount; a missing one raises
-    BuildError. ``delete_request`` is set by the finalizer to make the pods apply onDelete.
+    """All children of ``bot``: ServiceAccount, Role, RoleBinding, NetworkPolicy (unless the
+    installation turns it off) and, per exchange, ConfigMap, Leases, metrics Service,
+    Deployment, PDB (more than one pod) and HPA (autoscaling). ``accounts`` maps account
+    name to ExchangeAccount; a missing one raises BuildError. ``delete_request`` is set by
+    the finalizer to make the pods apply onDelete.
     """
     contexts = exchange_contexts(bot, strategy, accounts, settings, delete_request)
     lease_names = [shard.lease_name for ctx in contexts for shard in ctx.config.shards]
@@ -77,6 +80,9 @@ def desired(
         role(bot, lease_names, configmap_names),
         role_binding(bot),
     ]
+    policy = network_policy(bot, settings.network_policy)
+    if policy is not None:
+        children.append(policy)
     for ctx in contexts:
         children.append(config_map(ctx))
         children.extend(leases(ctx))

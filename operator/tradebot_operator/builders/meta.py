@@ -11,7 +11,7 @@ Manifest = dict[str, Any]
 
 
 class BuildError(ValueError):
-    """The inputs cannot produce children (run tradebot_operator.validation first)."""
+    """The inputs cannot produce children (run tradebot_operator.checks first)."""
 
 
 def namespace_of(bot: TradingBot) -> str:

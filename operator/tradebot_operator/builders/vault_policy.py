@@ -1,6 +1,6 @@
 """Pure builders of what Vault/OpenBao must hold for one TradingBot: a policy that reads
 exactly the KV v2 secrets of the bot's accounts and a Kubernetes-auth role bound to the
-bot's runtime ServiceAccount. No I/O here (tradebot_operator.vault applies them).
+bot's runtime ServiceAccount. No I/O here (tradebot_operator.services.vault applies them).
 
 The policy grants ``read`` on ``<mount>/data/<path>`` (the values) and on
 ``<mount>/metadata/<path>`` (versions only, no values: the runtime polls it to notice a
@@ -14,7 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tradebot_contracts.names import runtime_service_account_name, vault_role_name
+from tradebot_contracts.names import (
+    VAULT_BOT_PREFIX,
+    runtime_service_account_name,
+    vault_role_name,
+)
 from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.trading_bot import TradingBot
 from tradebot_operator.builders.runtime_config import credential_files
@@ -131,20 +135,25 @@ def operator_policy_hcl(
 ) -> str:
     """The policy the operator ITSELF needs (its token or its Kubernetes-auth role):
     write and delete the per-bot policies (hvac: ``sys/policy/<name>``) and roles, both
-    named ``tradebot-*`` (tradebot_contracts.names.vault_role_name), and read the KV v2
-    data of the accounts' secrets for the CredentialsReady check (key names only are kept).
+    named ``tradebot-bot-*`` (tradebot_contracts.names.vault_role_name) — a prefix that can
+    never match this policy's own name —, list both (the sweep that removes grants of
+    deleted bots), and read the KV v2 data of the accounts' secrets for the
+    CredentialsReady check (key names only are kept).
     ``secret_paths``: the ``<mount>/data/<path>`` globs your ExchangeAccounts use."""
     manage = '["create", "read", "update", "delete"]'
+    prefix = VAULT_BOT_PREFIX
     lines = [
-        f'path "sys/policy/tradebot-*" {{ capabilities = {manage} }}',
-        f'path "auth/{auth_mount}/role/tradebot-*" {{ capabilities = {manage} }}',
+        f'path "sys/policy/{prefix}*" {{ capabilities = {manage} }}',
+        'path "sys/policy" { capabilities = ["read"] }',
+        f'path "auth/{auth_mount}/role/{prefix}*" {{ capabilities = {manage} }}',
+        f'path "auth/{auth_mount}/role" {{ capabilities = ["list"] }}',
         *(f'path "{p}" {{ capabilities = ["read"] }}' for p in secret_paths),
     ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m tradebot_operator.vault_policy``: print the operator's own policy, so an
+    """``python -m tradebot_operator.builders.vault_policy``: print the operator's own policy, so an
     installer (or the demo) writes exactly the HCL the README documents."""
     import argparse
 

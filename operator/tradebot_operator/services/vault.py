@@ -1,6 +1,7 @@
-"""The operator's thin Vault/OpenBao service (hvac): writes and removes the per-bot policy
-and Kubernetes-auth role that tradebot_operator.vault_policy builds, and checks that an
-ExchangeAccount's KV v2 secret holds the mapped keys.
+"""The operator's thin Vault/OpenBao service (hvac): everything the operator does with
+Vault. Writes and removes the per-bot policy and Kubernetes-auth role that the pure
+tradebot_operator.builders.vault_policy builds, and checks that an ExchangeAccount's KV v2
+secret holds the mapped keys.
 
 hvac is synchronous: every call runs in a worker thread (asyncio.to_thread), at most
 ``settings.vault_concurrency`` at once and each bounded by a timeout.
@@ -26,9 +27,9 @@ import requests
 from hvac.exceptions import Forbidden, InvalidPath, Unauthorized, VaultError
 
 from tradebot_operator.api.exchange_account import ExchangeAccount
-from tradebot_operator.conditions import ConditionStatus, ConditionUpdate
+from tradebot_operator.builders.vault_policy import BotGrant, mapped_keys
+from tradebot_operator.kube.conditions import ConditionStatus, ConditionUpdate
 from tradebot_operator.settings import OperatorSettings
-from tradebot_operator.vault_policy import BotGrant, mapped_keys
 
 log = logging.getLogger(__name__)
 

@@ -279,7 +279,7 @@ Read metrics (each pod's port 9090 is mapped to a local port):
 {metrics}
 Vault: the operator (its own token: policy tradebot-operator only) wrote a policy and a
     Kubernetes-auth role per bot; the sandbox bot (testnet-rsi) logs in to OpenBao with
-    its ServiceAccount token and reads secret/tradebot/binance-testnet:
+    its ServiceAccount token and reads secret/tradebot/trading/binance-testnet:
     {stack.vault.addr} (root token {stack.vault.root_token})
     curl -s -H "X-Vault-Token: $VAULT_TOKEN" $VAULT_ADDR/v1/sys/policy/{rsi_policy}
 

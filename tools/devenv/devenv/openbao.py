@@ -122,7 +122,8 @@ def operator_policy_hcl(auth_mount: str) -> str:
     """The operator's own policy, rendered by the operator's CLI (devenv never imports the
     operator: it installs it as a user would)."""
     out = subprocess.run(
-        [sys.executable, "-m", "tradebot_operator.vault_policy", "--auth-mount", auth_mount],
+        [sys.executable, "-m", "tradebot_operator.builders.vault_policy",
+         "--auth-mount", auth_mount],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return out.stdout
@@ -133,8 +134,8 @@ def operator_token(
 ) -> Path:
     """The operator's own Vault login, as an installation gives it (chart value
     vault.operatorAuth.tokenSecret): the policy the README documents (exact HCL from
-    ``python -m tradebot_operator.vault_policy``, as an installer runs it) and a token
-    holding only that policy, written to ``token_file`` (mode 0600) for
+    ``python -m tradebot_operator.builders.vault_policy``, as an installer runs it) and a
+    token holding only that policy, written to ``token_file`` (mode 0600) for
     TRADEBOT_VAULT_TOKEN_FILE. With it the operator writes every bot's policy and
     Kubernetes-auth role itself."""
     admin = vault.admin()

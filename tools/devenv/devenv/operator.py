@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from devenv.kube import Kube
 from devenv.procs import free_port, http_ok, spawn, stop, wait_until
@@ -21,6 +23,18 @@ class Operator:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+LOCAL_TENANCY: Final = {
+    # the local stack's services listen on loopback (simulator): allowed as exchange
+    # endpoints; the pod runner's node is reached with a nodeSelector; the paper account
+    # reads its simulator keys from a Secret (development only). Vault paths keep the
+    # default per-namespace prefix tradebot/<namespace>/.
+    "allowedEndpoints": ["127.0.0.0/8"],
+    "allowNodePlacement": True,
+    "allowSecretRef": True,
+}
+"""What the local installation lets its namespaces ask for (chart value ``tenancy``)."""
 
 
 def settings_env(
@@ -40,7 +54,11 @@ def settings_env(
             str(lease_duration_seconds) if lease_duration_seconds is not None else None
         ),
     }
-    return {k: v for k, v in env.items() if v is not None} | dict(extra or {})
+    return (
+        {k: v for k, v in env.items() if v is not None}
+        | {"TRADEBOT_TENANCY": json.dumps(LOCAL_TENANCY)}
+        | dict(extra or {})
+    )
 
 
 @contextmanager

@@ -8,9 +8,9 @@ from typing import Any
 
 from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.strategy import Strategy
-from tradebot_operator.conditions import ConditionUpdate, merge_conditions
-from tradebot_operator.inputs import parse
-from tradebot_operator.validation import Problem, validate_account, validate_strategy
+from tradebot_operator.checks import Problem, parse, validate_account, validate_strategy
+from tradebot_operator.checks.tenancy import Tenant
+from tradebot_operator.kube.conditions import ConditionUpdate, merge_conditions
 
 
 def _verdict(problems: list[Problem], ok_reason: str) -> tuple[ConditionUpdate, list[Problem]]:
@@ -45,12 +45,15 @@ def _status(
 
 
 def strategy_status(
-    body: Mapping[str, Any], used_by: Iterable[str], now: datetime | None = None
+    body: Mapping[str, Any],
+    used_by: Iterable[str],
+    now: datetime | None = None,
+    tenant: Tenant | None = None,
 ) -> tuple[dict[str, Any], list[Problem]]:
     """(status, warnings) for a Strategy: condition Valid names the exact bad field."""
     strategy, problems = parse(Strategy, body)
     if strategy is not None:
-        problems = validate_strategy(strategy)
+        problems = validate_strategy(strategy, tenant)
     valid, warnings = _verdict(problems, "ParametersValid")
     return _status(body, used_by, [_with_type(valid, "Valid")], now), warnings
 
@@ -60,15 +63,16 @@ def account_status(
     used_by: Iterable[str],
     now: datetime | None = None,
     vault_check: ConditionUpdate | None = None,
+    tenant: Tenant | None = None,
 ) -> tuple[dict[str, Any], list[Problem]]:
     """(status, warnings) for an ExchangeAccount: Ready and CredentialsReady.
 
     ``vault_check`` is the operator's check of the account's Vault secret (key presence
-    only, tradebot_operator.vault); without it (no Vault configured for the operator) a
+    only, tradebot_operator.services.vault); without it (no Vault configured for the operator) a
     vault account's CredentialsReady stays Unknown."""
     account, problems = parse(ExchangeAccount, body)
     if account is not None:
-        problems = validate_account(account)
+        problems = validate_account(account, tenant)
     ready, warnings = _verdict(problems, "AccountValid")
     credentials = ConditionUpdate("CredentialsReady", "True", "NotRequired", "paper mode")
     if account is not None:

@@ -1,8 +1,10 @@
 """Pure computation of a TradingBot's status from what the operator observes.
 
 Inputs are plain observations (validation problems, apply errors, Deployments, Leases
-with their heartbeats); the output is the whole `status` dict. The handler only patches it
-when it differs from the current one.
+with their heartbeats); the output is the whole `status` dict. The reconciler only patches
+it when it differs from the current one (and not for a heartbeat time alone, see
+``worth_writing``), and schedules the bot's next pass when the status could next change
+on its own (``next_status_change``).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tradebot_contracts.heartbeat import Heartbeat
-from tradebot_operator.conditions import ConditionUpdate, merge_conditions
-from tradebot_operator.validation import Problem
+from tradebot_contracts.heartbeat import Heartbeat, heartbeat_from_annotations
+from tradebot_contracts.names import LABEL_SHARD
+from tradebot_operator.checks import Problem
+from tradebot_operator.kube.conditions import ConditionUpdate, merge_conditions
 
 # Reasons that mean "something the bot refers to does not exist yet": the bot waits
 # (Pending) and reconciles as soon as it appears, instead of failing.
@@ -29,6 +32,12 @@ STARTING_STATES = frozenset({"Starting", "Reconciling"})
 # ...but not forever: a runtime that is still starting this long after the bot became
 # not-ready (journal load or reconciliation hanging) is reported Degraded.
 STARTUP_TIMEOUT = timedelta(minutes=5)
+# Re-check a little after a Lease or heartbeat deadline, not exactly on it (clock rounding).
+DEADLINE_MARGIN_SECONDS = 0.5
+# A status change that only moves lastHeartbeat is written at most this often: the
+# heartbeat time alone tells nothing new, and writing it on every pass of every running
+# bot would be most of the operator's writes.
+HEARTBEAT_STATUS_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,38 @@ class LeaseObservation:
             and hb.pod == self.holder
             and now - hb.ts <= stale_after
         )
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def owner_bot(meta: Mapping[str, Any]) -> str | None:
+    """The TradingBot controlling an object (its Lease), from the owner references."""
+    for owner in meta.get("ownerReferences") or []:
+        if owner.get("kind") == "TradingBot" and owner.get("controller"):
+            return str(owner["name"])
+    return None
+
+
+def lease_observation(body: Mapping[str, Any]) -> LeaseObservation:
+    """What the status needs of one shard's Lease: holder, renewal and heartbeat."""
+    meta, spec = body.get("metadata", {}), body.get("spec") or {}
+    try:
+        shard = int((meta.get("labels") or {}).get(LABEL_SHARD, "0"))
+    except ValueError:
+        shard = 0
+    return LeaseObservation(
+        name=meta.get("name", ""),
+        shard=shard,
+        holder=spec.get("holderIdentity") or None,
+        renew_time=_time(spec.get("renewTime")),
+        duration_seconds=int(spec.get("leaseDurationSeconds") or 0),
+        heartbeat=heartbeat_from_annotations(meta.get("annotations")),
+    )
 
 
 @dataclass(frozen=True)
@@ -253,3 +294,55 @@ def compute_status(
     if obs.generation is not None:
         status["observedGeneration"] = obs.generation
     return status
+
+
+# When to write and when to look again -----------------------------------------------------
+
+
+def next_status_change(
+    exchanges: Sequence[ExchangeObservation], now: datetime, stale_after: timedelta
+) -> float | None:
+    """Seconds until the status could change with no event: the earliest expiry of a held
+    Lease or staleness of a fresh heartbeat. None when nothing can change on its own."""
+    deadlines: list[datetime] = []
+    for exchange in exchanges:
+        for lease in exchange.leases:
+            if not lease.held(now) or lease.renew_time is None:
+                continue
+            deadlines.append(lease.renew_time + timedelta(seconds=lease.duration_seconds))
+            hb = lease.heartbeat
+            if hb is not None and now - hb.ts <= stale_after:
+                deadlines.append(hb.ts + stale_after)
+    if not deadlines:
+        return None
+    return max(0.0, (min(deadlines) - now).total_seconds()) + DEADLINE_MARGIN_SECONDS
+
+
+def _heartbeat_only(patch: Mapping[str, Any]) -> bool:
+    """True when a status patch changes nothing but exchanges.*.lastHeartbeat."""
+    exchanges = patch.get("exchanges")
+    if set(patch) != {"exchanges"} or not isinstance(exchanges, dict):
+        return False
+    return all(
+        isinstance(sub, dict) and set(sub) == {"lastHeartbeat"} for sub in exchanges.values()
+    )
+
+
+def _heartbeat_age(status: Mapping[str, Any], now: datetime) -> float:
+    """Seconds since the oldest lastHeartbeat written in `status` (inf if unreadable)."""
+    ages = []
+    for exchange in (status.get("exchanges") or {}).values():
+        try:
+            ts = datetime.fromisoformat(str(exchange["lastHeartbeat"]).replace("Z", "+00:00"))
+        except (KeyError, TypeError, ValueError):
+            return float("inf")
+        ages.append((now - ts).total_seconds())
+    return max(ages, default=float("inf"))
+
+
+def worth_writing(patch: Mapping[str, Any], current: Mapping[str, Any], now: datetime) -> bool:
+    """A non-empty patch, unless it only moves lastHeartbeat and the written one is recent
+    (younger than HEARTBEAT_STATUS_SECONDS)."""
+    if not patch:
+        return False
+    return not (_heartbeat_only(patch) and _heartbeat_age(current, now) < HEARTBEAT_STATUS_SECONDS)
