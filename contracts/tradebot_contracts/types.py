@@ -7,7 +7,7 @@ Money, prices and percentages travel as decimal strings (``"1000.50"``) and are
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Context, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer, WithJsonSchema
@@ -78,6 +78,32 @@ def parse_signed_decimal(value: Any) -> Decimal:
 def format_decimal(value: Decimal) -> str:
     """Plain notation (never ``1E+3``) so the output matches DECIMAL_PATTERN again."""
     return format(value, "f")
+
+
+_WIDE = Context(prec=1000)
+"""Enough digits that quantizing a value to DECIMAL_MAX_LENGTH characters never traps."""
+
+
+def fit_decimal(value: Decimal, max_chars: int = DECIMAL_MAX_LENGTH) -> Decimal:
+    """``value`` written in at most ``max_chars`` characters of plain notation (sign
+    included): rounded half-even to as many decimal places as fit, never dropped. A value
+    whose integer part alone does not fit is clamped to the largest one that does (e.g.
+    32 nines); callers that can should log that, it means a figure is wrong upstream."""
+    if not value.is_finite():
+        raise ValueError("must be a finite decimal")
+    if len(format_decimal(value)) <= max_chars:
+        return value
+    sign = 1 if value.is_signed() else 0
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    for places in range(min(max(0, -exponent), max_chars), -1, -1):
+        fitted = value.quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN, _WIDE)
+        if fitted == 0:
+            fitted = fitted.copy_abs()
+        if len(format_decimal(fitted)) <= max_chars:
+            return fitted
+    largest = Decimal("9" * (max_chars - sign))
+    return largest.copy_negate() if sign else largest
 
 
 def _positive(value: Decimal) -> Decimal:

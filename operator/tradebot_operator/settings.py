@@ -81,6 +81,10 @@ class OperatorSettings(BaseModel):
     """Maximum TTL after renewals; the runtime logs in again after it."""
     vault_concurrency: int = Field(default=4, ge=1, le=64)
     """At most this many Vault requests in flight from the operator."""
+    vault_sweep_interval_seconds: float = Field(default=600.0, ge=1.0, le=86400.0)
+    """How often the operator removes per-bot Vault policies and roles that belong to no
+    TradingBot any more (orphans of a finalizer removed by hand or of a Vault outage
+    during a deletion); also once at start-up."""
 
     journal_dsn: str | None = None
     """PostgreSQL DSN for the runtime journal, without a password."""

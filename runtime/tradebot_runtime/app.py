@@ -32,7 +32,6 @@ import signal
 from decimal import Decimal
 from typing import Any
 
-import ccxt.async_support as ccxt_async
 import ccxt.pro as ccxt_pro
 
 from tradebot_contracts import env
@@ -40,9 +39,13 @@ from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_contracts.runtime_config import RuntimeConfig
 from tradebot_runtime import metrics
 from tradebot_runtime.app_state import ShardSlot
-from tradebot_runtime.bootstrap import freeze_startup_heap, kube_api_client, make_exchange, retry
-from tradebot_runtime.credentials import CredentialsProvider, apply_to_exchange
-from tradebot_runtime.exchange.client import ExchangeClient
+from tradebot_runtime.bootstrap import (
+    freeze_startup_heap,
+    kube_api_client,
+    make_exchange,
+    open_exchange,
+    retry,
+)
 from tradebot_runtime.exchange.paper import DEFAULT_FEE_RATE, PaperBroker
 from tradebot_runtime.heartbeats import Heartbeats
 from tradebot_runtime.identity import Identity
@@ -102,19 +105,10 @@ class RuntimeApp(Probes, Heartbeats, LiveConfig, OrderPolling, ShardSlots, Shutd
             import redis.asyncio as redis
 
             self.redis = redis.Redis.from_url(redis_url, socket_timeout=1.0)
-        self.credentials = CredentialsProvider(config.credentials)
-        credentials = await self.credentials.start()
         ids = ClientOrderIds(config.exchange, self.bot_id, config.account)
-        exchange = make_exchange(ccxt_async, config, credentials)
-        if credentials:  # key rotation / fail closed swap the keys of this ccxt instance
-            self.credentials.on_change(lambda values: apply_to_exchange(exchange, values))
-        if config.mode == "paper" and not credentials:
-            fee = Decimal(os.environ.get(env.PAPER_FEE_RATE) or DEFAULT_FEE_RATE)
-            self.client = PaperBroker(exchange, ids, fee_rate=fee)
-            log.info("paper broker: orders are filled in process", extra={"fee_rate": str(fee)})
-        else:
-            self.client = ExchangeClient(exchange, ids)
-        del credentials
+        fee = Decimal(os.environ.get(env.PAPER_FEE_RATE) or DEFAULT_FEE_RATE)
+        access = await open_exchange(config, ids, fee_rate=fee)
+        exchange, self.client, self.credentials = access.exchange, access.client, access.credentials
         # Always throttled through our limiter (never ccxt's own): without Redis it keeps
         # the conservative local share for good, and the 429/418 pause still applies.
         if self.redis is None:
@@ -142,6 +136,11 @@ class RuntimeApp(Probes, Heartbeats, LiveConfig, OrderPolling, ShardSlots, Shutd
                 )
         client = self.client
         await retry("load_markets", client.load_markets)
+        self.money = client.money_precision(config.allocation.quote)
+        log.info(
+            "money figures are published in %s at %d decimal places (from the %s)",
+            self.money.currency, self.money.places, self.money.source,
+        )  # fmt: skip
         for symbol in config.symbols:
             if not client.has_symbol(symbol):
                 # reported (log, metric, heartbeat), never traded: the other symbols go on

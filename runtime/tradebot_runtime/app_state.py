@@ -18,7 +18,7 @@ from kubernetes_asyncio import client as k8s
 from tradebot_contracts import env
 from tradebot_contracts.runtime_config import DeleteRequest, RuntimeConfig
 from tradebot_contracts.types import TradingState
-from tradebot_runtime.credentials import CredentialsProvider
+from tradebot_runtime.credentials import CredentialsProvider, credentials_refusal
 from tradebot_runtime.domain import Bar
 from tradebot_runtime.engine import ShardEngine
 from tradebot_runtime.exchange.client import ExchangeClient
@@ -26,6 +26,7 @@ from tradebot_runtime.identity import Identity
 from tradebot_runtime.journal import Journal, StaleEpochError
 from tradebot_runtime.leases import LeaseManager
 from tradebot_runtime.marketdata import MarketFeed
+from tradebot_runtime.precision import MoneyPrecision
 from tradebot_runtime.strategies.base import Strategy
 
 log = logging.getLogger("tradebot.app")
@@ -102,7 +103,13 @@ class AppState:
         self.leases: LeaseManager | None = None
         self.http: web.AppRunner | None = None
         self.credentials: CredentialsProvider | None = None
+        self.refusal = credentials_refusal(config)
+        """Why no shard of this pod may trade (a paper bot on a sandbox or live account):
+        held shards report it in their heartbeat (state Error) and never start."""
         self.unknown_symbols: dict[str, str] = {}
+        self.money = MoneyPrecision(config.allocation.quote)
+        """Precision of the published money figures (the quote currency's once the markets
+        are loaded; DEFAULT_MONEY_PLACES until then)."""
         self.poll_interval_s = float(os.environ.get(env.POLL_INTERVAL) or 1.0)
 
     # -- state helpers ------------------------------------------------------------------

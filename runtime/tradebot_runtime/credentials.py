@@ -1,6 +1,10 @@
 """Exchange credentials for ccxt, from where the RuntimeConfig says (never from env).
 
 * ``none``: no keys (paper bots on accounts without credentials).
+
+A paper bot on a sandbox or live account never gets that account's keys
+(``credentials_refusal``): the operator refuses the pairing, and the runtime does not
+load them either (bootstrap.open_exchange), so no key can reach ccxt and no shard trades.
 * ``file``: one file per ccxt credential (apiKey, secret, password, uid) in a directory:
   the Secret volume the operator mounts, or the Vault agent injector's output.
 * ``vault``: Kubernetes auth with the projected service-account token, then a KV v2 read.
@@ -41,7 +45,7 @@ from typing import Any, Final
 from prometheus_client import Counter, Gauge
 
 from tradebot_contracts import env
-from tradebot_contracts.runtime_config import CredentialsConfig, VaultCredentials
+from tradebot_contracts.runtime_config import CredentialsConfig, RuntimeConfig, VaultCredentials
 
 DEFAULT_POLL_SECONDS: Final = 30.0
 VAULT_HTTP_TIMEOUT: Final = 5
@@ -64,6 +68,18 @@ CCXT_CREDENTIALS: Final = ("apiKey", "secret", "password", "uid")
 
 class CredentialsError(RuntimeError):
     """Credentials are configured but cannot be read (the message never holds a value)."""
+
+
+def credentials_refusal(config: RuntimeConfig) -> str | None:
+    """Why this pod must not load its account's credentials, or None. A paper bot on a
+    sandbox or live account would otherwise place that account's orders with them (real
+    money on a live one), whatever its mode says."""
+    if config.mode == "paper" and config.account_mode != "paper":
+        return (
+            f"refused: paper bot on {config.account_mode} account {config.account}; its "
+            "credentials are not loaded and nothing is traded (a paper bot needs a paper account)"
+        )
+    return None
 
 
 def container_path(path: str, environ: dict[str, str] | None = None) -> Path:

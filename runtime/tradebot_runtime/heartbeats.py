@@ -80,6 +80,7 @@ class Heartbeats(AppState):
                 deleting=self.delete_request is not None,
                 ack_delete_request=slot.ack,
                 messages=self.messages(slot),
+                money=self.money,
             )
             return encode_heartbeat(hb)
         except Exception:

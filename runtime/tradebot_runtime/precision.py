@@ -1,18 +1,23 @@
-"""Fit an order intent to the market's steps and minimums before risk and the journal.
+"""Fit an order intent to the market's steps and minimums before risk and the journal,
+and the precision money figures are published with.
 
 The amount journaled must be exactly the amount sent, so rounding happens here, once,
 between the strategy and the risk engine. Amounts round down (never more than the
 strategy asked for); limit prices round away from the market (a buy down, a sell up), so
 rounding never makes an order more aggressive than intended.
+
+What people read (the heartbeat's PnL and notional) is quantized to the quote currency's
+precision (``MoneyPrecision``, from the loaded ccxt markets) and labelled with the
+currency; the figures the engine and the risk checks compute with stay unrounded.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
+from typing import Any, Final
 
 from tradebot_runtime.domain import OrderIntent, OrderType, Side, to_decimal
 
@@ -92,3 +97,76 @@ def conform_intent(
     if price is not None and price <= 0:
         return ConformResult(None, ConformProblem.PRICE_BELOW_TICK)
     return ConformResult(replace(intent, amount=amount, price=price))
+
+
+# -- money figures ------------------------------------------------------------------------
+
+DEFAULT_MONEY_PLACES: Final = 8
+"""Decimal places of a money figure when the exchange tells nothing about the currency."""
+_MONEY_CONTEXT: Final = Context(prec=100)
+"""Quantizing a large figure to many places must not trap at Decimal's default 28 digits."""
+
+
+def precision_places(precision: Any, *, tick_size_mode: bool) -> int | None:
+    """Decimal places of a ccxt precision value: a step in TICK_SIZE mode (``0.01`` -> 2,
+    ``1`` or ``1000`` -> 0), else a count of places (``2`` -> 2); None when absent or not
+    usable."""
+    if precision is None or isinstance(precision, bool):
+        return None
+    try:
+        number = to_decimal(precision)
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+    if tick_size_mode:
+        if number <= 0:
+            return None
+        exponent = number.normalize().as_tuple().exponent
+        return max(0, -exponent) if isinstance(exponent, int) else None
+    if number != number.to_integral_value():
+        return None
+    return max(0, int(number))
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyPrecision:
+    """How the money figures of one currency are published: quantized to ``places``
+    decimals (half-even), written with exactly that many (``12.50``), never ``-0``."""
+
+    currency: str | None
+    places: int = DEFAULT_MONEY_PLACES
+    source: str = field(default="fallback", compare=False)
+    """Where ``places`` came from: currency, market or fallback (for the start-up log)."""
+
+    def quantize(self, value: Decimal) -> Decimal:
+        result = value.quantize(Decimal(1).scaleb(-self.places), ROUND_HALF_EVEN, _MONEY_CONTEXT)
+        return result.copy_abs() if result == 0 else result
+
+
+def money_precision(
+    currency: str,
+    *,
+    currencies: Mapping[str, Any] | None,
+    markets: Mapping[str, Any] | Iterable[Mapping[str, Any]] | None,
+    tick_size_mode: bool,
+) -> MoneyPrecision:
+    """The precision of ``currency`` from ccxt's loaded data: the currency's own
+    ``precision``; else the finest ``precision.quote`` (then ``precision.price``) of the
+    markets quoted in it; else DEFAULT_MONEY_PLACES."""
+    entry = (currencies or {}).get(currency) or {}
+    places = precision_places(entry.get("precision"), tick_size_mode=tick_size_mode)
+    if places is not None:
+        return MoneyPrecision(currency, places, "currency")
+    values = list(markets.values() if isinstance(markets, Mapping) else (markets or ()))
+    found: list[int] = []
+    for key in ("quote", "price"):
+        for market in values:
+            if market.get("quote") != currency:
+                continue
+            number = precision_places(
+                (market.get("precision") or {}).get(key), tick_size_mode=tick_size_mode
+            )
+            if number is not None:
+                found.append(number)
+        if found:
+            return MoneyPrecision(currency, max(found), "market")
+    return MoneyPrecision(currency, DEFAULT_MONEY_PLACES, "fallback")

@@ -26,6 +26,11 @@ class ShardSlots(BarRouting, DeleteRequests):
     async def on_acquired(self, shard: int, epoch: int) -> None:
         slot = self.slots[shard]
         slot.epoch, slot.engine, slot.error, slot.ack = epoch, None, None, None
+        if self.refusal is not None:
+            # held, never started: the heartbeat says why (state Error, not ready)
+            slot.error = self.refusal
+            log.error("shard not started: " + self.refusal, extra={"shard": shard, "epoch": epoch})
+            return
         slot.starting = asyncio.create_task(self._start_engine(slot, epoch))
 
     async def _start_engine(self, slot: ShardSlot, epoch: int) -> None:

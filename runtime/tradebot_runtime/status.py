@@ -11,6 +11,7 @@ from typing import Any
 from tradebot_contracts.heartbeat import MAX_MESSAGE_CHARS, Heartbeat, RuntimeState
 from tradebot_contracts.runtime_config import LIVE_FIELDS, RuntimeConfig
 from tradebot_contracts.types import TradingState
+from tradebot_runtime.precision import MoneyPrecision
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +84,11 @@ def build_heartbeat(
     deleting: bool = False,
     ack_delete_request: str | None = None,
     messages: list[str] | None = None,
+    money: MoneyPrecision | None = None,
 ) -> Heartbeat:
+    """The heartbeat of one shard. Money figures are quantized to ``money`` (the quote
+    currency's precision; DEFAULT_MONEY_PLACES when None) and labelled with its currency."""
+    money = money or MoneyPrecision(None)
     state = runtime_state(view, trading_state, draining=draining, deleting=deleting)
     parts = list(messages or [])
     if view is not None and view.error:
@@ -93,9 +98,9 @@ def build_heartbeat(
     if view is not None:
         fields = {
             "open_orders": view.open_orders,
-            "position_notional": view.position_notional,
-            "realized_pnl": view.realized_pnl,
-            "unrealized_pnl": view.unrealized_pnl,
+            "position_notional": money.quantize(view.position_notional),
+            "realized_pnl": money.quantize(view.realized_pnl),
+            "unrealized_pnl": money.quantize(view.unrealized_pnl),
             "mismatches": view.mismatches,
             "breaker": view.breaker,
         }
@@ -109,5 +114,6 @@ def build_heartbeat(
         config_version=config_version or None,
         ack_delete_request=ack_delete_request,
         message=message,
+        quote_currency=money.currency,
         **fields,
     )

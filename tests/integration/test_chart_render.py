@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from support.procs import REPO_ROOT, hack_bin
+from tradebot_operator.api.trading_bot import TradingBot
+from tradebot_operator.builders.network_policy import network_policy
 from tradebot_operator.settings import ENV_PREFIX, OperatorSettings
 
 pytestmark = pytest.mark.integration
@@ -47,8 +49,6 @@ ALL_FEATURES = [
     "--set", "metrics.serviceMonitor.enabled=true",
     "--set", "metrics.prometheusRule.enabled=true",
     "--set", "metrics.grafanaDashboard.enabled=true",
-    "--set", "networkPolicy.enabled=true",
-    "--set", "networkPolicy.namespaces={trading,desk}",
     "--set", "networkPolicy.postgres.cidrs={10.20.0.0/16}",
     "--set", "networkPolicy.redis.cidrs={10.21.0.5/32}",
     "--set", "networkPolicy.vault.cidrs={10.22.0.0/24}",
@@ -107,7 +107,11 @@ BAD_VALUES = [
     ("runtime.leaseDurationSeconds=1", "/runtime/leaseDurationSeconds"),
     ("runtime.runAsUser=0", "/runtime/runAsUser"),
     ("networkPolicy.postgres.cidrs={10.0.0.1}", "/networkPolicy/postgres/cidrs/0"),
-    ("networkPolicy.enabled=true", "needs networkPolicy.namespaces"),
+    (
+        "runtime.journalDsn=postgresql://tradebot@db/tradebot",
+        "networkPolicy.postgres.cidrs is empty",
+    ),
+    ("runtime.redisUrl=redis://redis:6379/0", "networkPolicy.redis.cidrs is empty"),
     ("metrics.prometheusRule.exchangeErrorRatio=2", "/metrics/prometheusRule/exchangeErrorRatio"),
     ("tests.timeoutSeconds=1", "/tests/timeoutSeconds"),
 ]
@@ -208,21 +212,44 @@ def test_service_monitor_selects_the_runtime_metrics_services(helm: str) -> None
 
 
 def test_network_policy_egress_only_to_the_listed_targets(helm: str) -> None:
-    policies = only(render(helm, *ALL_FEATURES), "NetworkPolicy")
-    assert sorted(p["metadata"]["namespace"] for p in policies) == ["desk", "trading"]
-    spec = policies[0]["spec"]
+    """The chart hands networkPolicy to the operator, which gives every bot a NetworkPolicy
+    (on by default): rendered here from the chart's own environment and the builder."""
+    (deployment,) = only(render(helm, *ALL_FEATURES), "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    settings = OperatorSettings.from_env(env)
+    assert settings.network_policy.enabled
+    assert not only(render(helm, *ALL_FEATURES), "NetworkPolicy"), "the operator owns them"
+    trading_bot = TradingBot.model_validate(
+        {"metadata": {"name": "bot", "namespace": "trading", "uid": "u"},
+         "spec": {"strategyRef": {"name": "s"}, "mode": "paper",
+                  "exchanges": [{"account": "a", "symbols": ["BTC/USDT"],
+                                 "allocation": {"quote": "USDT", "amount": "1"}}],
+                  "risk": {"maxPositionNotional": "1", "maxOrderNotional": "1",
+                           "maxDailyLoss": "1"}}}
+    )  # fmt: skip
+    policy = network_policy(trading_bot, settings.network_policy)
+    assert policy is not None
+    spec = policy["spec"]
     assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "runtime"
     assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
     ports = {(p["port"], p["protocol"]) for rule in spec["egress"] for p in rule["ports"]}
     assert ports == {(443, "TCP"), (5432, "TCP"), (6379, "TCP"), (8200, "TCP"), (6443, "TCP"),
                      (53, "UDP"), (53, "TCP")}  # fmt: skip
-    cidrs = {b["ipBlock"]["cidr"] for rule in spec["egress"] for b in rule["to"] if "ipBlock" in b}
+    blocks = [b["ipBlock"] for rule in spec["egress"] for b in rule["to"] if "ipBlock" in b]
+    cidrs = {b["cidr"] for b in blocks}
     assert cidrs == {"0.0.0.0/0", "10.20.0.0/16", "10.21.0.5/32", "10.22.0.0/24", "172.18.0.2/32"}
-    rejected = template_error(
-        helm, "--set", "networkPolicy.enabled=true", "--set", "networkPolicy.namespaces={t}",
-        "--set", "vault.address=https://v:8200",
-    )  # fmt: skip
+    (internet,) = [b for b in blocks if b["cidr"] == "0.0.0.0/0"]
+    assert "169.254.0.0/16" in internet["except"]  # cloud metadata is never an exchange
+    rejected = template_error(helm, "--set", "vault.address=https://v:8200")
     assert "networkPolicy.vault.cidrs is empty" in rejected
+    off = render(
+        helm, "--set", "networkPolicy.enabled=false", "--set", "vault.address=https://v:8200"
+    )
+    (deployment,) = only(off, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    off_env = {e["name"]: e["value"] for e in container["env"]}
+    assert not OperatorSettings.from_env(off_env).network_policy.enabled
 
 
 def test_helm_test_hook_checks_crds_and_operator(helm: str) -> None:

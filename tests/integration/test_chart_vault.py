@@ -38,6 +38,7 @@ def _operator(*args: str) -> tuple[dict[str, str], dict[str, Any], dict[str, Any
 def test_token_secret_and_ca_bundle(tmp_path: Path) -> None:
     env, mounts, volumes = _operator(
         "--set", "vault.address=https://vault.example:8200",
+        "--set", "networkPolicy.vault.cidrs={10.30.0.0/24}",
         "--set", "vault.authMount=k8s-prod",
         "--set", "vault.audience=vault-prod",
         "--set", "vault.roleTokenTtl=10m",
@@ -69,6 +70,7 @@ def test_token_secret_and_ca_bundle(tmp_path: Path) -> None:
 def test_kubernetes_auth_role_for_the_operator() -> None:
     env, _, volumes = _operator(
         "--set", "vault.address=https://vault.example:8200",
+        "--set", "networkPolicy.vault.cidrs={10.30.0.0/24}",
         "--set", "vault.operatorAuth.role=tradebot-operator",
     )  # fmt: skip
     assert "vault-operator-token" not in volumes and "vault-ca" not in volumes

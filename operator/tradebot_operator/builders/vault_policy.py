@@ -4,12 +4,17 @@ bot's runtime ServiceAccount. No I/O here (tradebot_operator.services.vault appl
 
 The policy grants ``read`` on ``<mount>/data/<path>`` (the values) and on
 ``<mount>/metadata/<path>`` (versions only, no values: the runtime polls it to notice a
-rotated key) of each account, and nothing else.
+rotated key) of each account, and nothing else. Its first lines name the bot it belongs
+to (``# tradebot: namespace=<ns> bot=<name>``, ``grant_owner`` reads it back): the grant
+sweep (services/vault.py) asks the API server about exactly that bot before it removes a
+grant the operator's indexes do not know, since the names are hashed and cannot be
+inverted.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +60,7 @@ class BotGrant:
 
     @property
     def policy(self) -> str:
-        return policy_hcl(self.secrets)
+        return policy_hcl(self.secrets, owner=(self.namespace, self.bot))
 
     def role(self) -> dict[str, Any]:
         """Keyword arguments of hvac's ``auth.kubernetes.create_role`` (without mount)."""
@@ -78,13 +83,32 @@ def _quoted(text: str) -> str:
     return json.dumps(text)
 
 
-def policy_hcl(secrets: tuple[SecretPath, ...]) -> str:
-    """``read`` on exactly the data and metadata paths of ``secrets``; sorted, stable."""
+OWNER_COMMENT = re.compile(r"^# tradebot: namespace=(\S+) bot=(\S+)[ \t]*$", re.MULTILINE)
+
+
+def owner_comment(namespace: str, bot: str) -> str:
+    """The HCL comment naming the bot a per-bot policy belongs to (names hold no space:
+    a namespace is a DNS label, a bot a DNS subdomain)."""
+    return f"# tradebot: namespace={namespace} bot={bot}\n"
+
+
+def grant_owner(policy: str | None) -> tuple[str, str] | None:
+    """(namespace, bot) named by a policy's owner comment; None without one."""
+    found = OWNER_COMMENT.search(policy or "")
+    return (found.group(1), found.group(2)) if found else None
+
+
+def policy_hcl(secrets: tuple[SecretPath, ...], owner: tuple[str, str] | None = None) -> str:
+    """``read`` on exactly the data and metadata paths of ``secrets``; sorted, stable.
+    ``owner`` (namespace, bot): the bot the policy belongs to, written as a comment."""
     stanzas = []
     for secret in sorted(set(secrets), key=lambda s: (s.mount, s.path)):
         for path in (secret.data, secret.metadata):
             stanzas.append(f'path {_quoted(path)} {{\n  capabilities = ["read"]\n}}\n')
-    return "# managed by tradebot-operator; edits are overwritten\n" + "\n".join(stanzas)
+    header = "# managed by tradebot-operator; edits are overwritten\n"
+    if owner is not None:
+        header += owner_comment(*owner)
+    return header + "\n".join(stanzas)
 
 
 def vault_secrets(accounts: Mapping[str, ExchangeAccount]) -> tuple[SecretPath, ...]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import kopf
 
 from tradebot_contracts.names import MANAGED_BY
+from tradebot_operator.controllers.grants import GrantSweeper, KubeBotDirectory
 from tradebot_operator.controllers.references.reconcile import ReferenceController
 from tradebot_operator.controllers.tradingbot.controller import BotController
 from tradebot_operator.controllers.tradingbot.finalize import BotFinalizer
@@ -43,6 +44,8 @@ class OperatorContext:
     Vault auth."""
     bots: BotController
     references: ReferenceController
+    grant_sweeper: GrantSweeper | None = None
+    """Removes Vault grants of bots that are gone (only when the operator manages Vault)."""
 
     @classmethod
     async def create(
@@ -66,13 +69,23 @@ class OperatorContext:
         references = ReferenceController(
             kube, events, indexes, wake=bots.wake, vault=vault, settings=settings
         )
-        return cls(settings, process, kube, queue, indexes, events, vault, bots, references)
+        sweeper = None
+        if vault is not None:
+            directory = KubeBotDirectory(kube, indexes.bots, process.watch_namespaces)
+            sweeper = GrantSweeper(vault, directory, settings.vault_sweep_interval_seconds)
+        return cls(
+            settings, process, kube, queue, indexes, events, vault, bots, references, sweeper
+        )
 
     def start(self) -> None:
         self.events.start()
         self.bots.start(self.process.reconcile_workers)
+        if self.grant_sweeper is not None:
+            self.grant_sweeper.start()  # its first sweep now, at start-up
 
     async def close(self) -> None:
+        if self.grant_sweeper is not None:
+            await self.grant_sweeper.stop()
         await self.bots.stop()
         await self.events.stop()
         await self.kube.close()

@@ -50,6 +50,7 @@ KNOWN: dict[tuple[str, str], Resource] = {
         Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
         Resource("coordination.k8s.io/v1", "Lease", "leases"),
         Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+        Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
         Resource("tradebot.io/v1alpha1", "TradingBot", "tradingbots"),
         Resource("tradebot.io/v1alpha1", "Strategy", "strategies"),
         Resource("tradebot.io/v1alpha1", "ExchangeAccount", "exchangeaccounts"),

@@ -6,6 +6,15 @@ secret holds the mapped keys.
 hvac is synchronous: every call runs in a worker thread (asyncio.to_thread), at most
 ``settings.vault_concurrency`` at once and each bounded by a timeout.
 
+Grants outlive their bot when its finalizer was removed by hand or Vault was down for
+longer than the finalizer waits; then a new ServiceAccount of the same name could log in
+with the old role. ``sweep`` removes every ``tradebot-bot-*`` policy and role that no
+TradingBot accounts for (``orphaned_grants`` is the pure decision): the expected names come
+from the bots the operator knows, and a grant whose policy names its bot (the owner
+comment, builders/vault_policy.py) goes only once the API server says that bot does not
+exist. controllers/grants.py runs it at start-up and every
+``settings.vault_sweep_interval_seconds``.
+
 Secret VALUES never leave ``_key_presence``: the check reads the secret, keeps only which
 mapped key names are present and drops the data at once; messages, conditions, events and
 logs carry paths and key names only.
@@ -18,22 +27,26 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import hvac
 import requests
 from hvac.exceptions import Forbidden, InvalidPath, Unauthorized, VaultError
 
+from tradebot_contracts.names import VAULT_BOT_PREFIX, vault_role_name
 from tradebot_operator.api.exchange_account import ExchangeAccount
-from tradebot_operator.builders.vault_policy import BotGrant, mapped_keys
+from tradebot_operator.builders.vault_policy import BotGrant, grant_owner, mapped_keys
 from tradebot_operator.kube.conditions import ConditionStatus, ConditionUpdate
 from tradebot_operator.settings import OperatorSettings
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+BotKey = tuple[str, str]
+"""(namespace, TradingBot name)."""
 
 CALL_TIMEOUT_SECONDS = 15.0
 HTTP_TIMEOUT_SECONDS = 10
@@ -48,6 +61,77 @@ class VaultUnavailable(RuntimeError):
 def CredentialsCheck(status: ConditionStatus, reason: str, message: str) -> ConditionUpdate:
     """The CredentialsReady condition of a checked account."""
     return ConditionUpdate(CREDENTIALS_READY, status, reason, message)
+
+
+class BotDirectory(Protocol):
+    """What the sweep asks about TradingBots (controllers/grants.py answers from the
+    indexes and the API server)."""
+
+    def known(self) -> set[BotKey]:
+        """The bots in the operator's index (no API read; empty before it is filled)."""
+        ...
+
+    async def listed(self) -> set[BotKey]:
+        """Every bot the API server holds in the watched namespaces, those being deleted
+        included (their finalizer still needs the grant's name)."""
+        ...
+
+    async def exists(self, namespace: str, name: str) -> bool:
+        """One GET: False only on 404."""
+        ...
+
+
+@dataclass(frozen=True)
+class GrantSweep:
+    """What one sweep does with the per-bot grants that no live bot accounts for."""
+
+    remove: tuple[str, ...] = ()
+    """Removed at once: no owner comment, and the operator watches every namespace."""
+    confirm: dict[str, BotKey] = field(default_factory=dict)
+    """Name -> the bot its owner comment names: removed once that bot is confirmed gone."""
+    kept: tuple[str, ...] = ()
+    """Not the operator's to judge: another namespace than the watched ones, or no owner
+    comment while only some namespaces are watched."""
+
+
+def orphaned_grants(
+    policies: Iterable[str],
+    roles: Iterable[str],
+    policy_texts: Mapping[str, str | None],
+    live_bots: Iterable[BotKey],
+    namespaces: Iterable[str] = (),
+) -> GrantSweep:
+    """The pure decision of the sweep.
+
+    ``policies``, ``roles``: names Vault listed (any name; only ``tradebot-bot-*`` count);
+    ``policy_texts``: HCL of the listed policies (missing: unread or absent);
+    ``live_bots``: every bot known to exist, those being deleted included;
+    ``namespaces``: the watched namespaces (empty: all).
+
+    Names are hashed, so they are never inverted: a grant is kept when its name is one a
+    live bot would get. Otherwise its policy's owner comment names the bot; a comment that
+    does not give back the grant's own name is not trusted."""
+    watched = set(namespaces)
+    live = set(live_bots)
+    expected = {vault_role_name(ns, bot) for ns, bot in live}
+    names = {n for n in (*policies, *roles) if n.startswith(VAULT_BOT_PREFIX)}
+    remove: list[str] = []
+    confirm: dict[str, BotKey] = {}
+    kept: list[str] = []
+    for name in sorted(names - expected):
+        owner = grant_owner(policy_texts.get(name))
+        if owner is not None and vault_role_name(*owner) != name:
+            owner = None
+        if owner is not None:
+            if watched and owner[0] not in watched:
+                kept.append(name)
+            else:
+                confirm[name] = owner
+        elif watched:
+            kept.append(name)
+        else:
+            remove.append(name)
+    return GrantSweep(tuple(remove), confirm, tuple(kept))
 
 
 class VaultAdmin:
@@ -135,6 +219,83 @@ class VaultAdmin:
 
         await self.run(delete)
         log.info("vault policy and role %s removed", name)
+
+    # -- sweep of grants whose bot is gone ----------------------------------------------
+
+    async def list_bot_grants(self) -> tuple[set[str], set[str]]:
+        """(policy names, role names) starting with VAULT_BOT_PREFIX."""
+        mount = self.settings.vault_auth_mount
+
+        def listing(client: hvac.Client) -> tuple[set[str], set[str]]:
+            listed = client.sys.list_policies() or {}
+            data = listed.get("data") or listed
+            policies = set(data.get("policies") or data.get("keys") or [])
+            try:
+                roles = set((client.auth.kubernetes.list_roles(mount_point=mount) or {})
+                            .get("keys") or [])  # fmt: skip
+            except InvalidPath:  # no role at all
+                roles = set()
+            prefixed = {n for n in policies if n.startswith(VAULT_BOT_PREFIX)}
+            return prefixed, {n for n in roles if n.startswith(VAULT_BOT_PREFIX)}
+
+        return await self.run(listing)
+
+    async def read_policy(self, name: str) -> str | None:
+        """The policy's HCL; None if absent."""
+
+        def read(client: hvac.Client) -> str | None:
+            try:
+                response = client.sys.read_policy(name=name) or {}
+            except InvalidPath:
+                return None
+            data = response.get("data") or response
+            rules = data.get("rules") or data.get("policy")
+            return str(rules) if rules else None
+
+        return await self.run(read)
+
+    async def sweep(self, bots: BotDirectory, namespaces: Iterable[str] = ()) -> list[str]:
+        """Remove the per-bot policies and roles that belong to no TradingBot; the names
+        removed. Never raises: Vault or the API server unreachable is logged and the next
+        sweep tries again (nothing is removed on a doubt)."""
+        try:
+            return await self._sweep(bots, tuple(namespaces))
+        except Exception as exc:
+            log.warning("vault grant sweep failed, retried next time: %s", str(exc)[:300])
+            return []
+
+    async def _sweep(self, bots: BotDirectory, namespaces: tuple[str, ...]) -> list[str]:
+        # Vault first, the bots second: a grant is only written for a bot that exists, so
+        # every listed grant whose bot is missing from the LIST that follows lost its bot.
+        policies, roles = await self.list_bot_grants()
+        names = policies | roles
+        live = bots.known()
+        if not names - {vault_role_name(*key) for key in live}:
+            return []  # steady state: every grant is a known bot's, no API read
+        live |= await bots.listed()
+        unknown = names - {vault_role_name(*key) for key in live}
+        if not unknown:
+            return []
+        to_read = sorted(unknown & policies)
+        texts = dict(zip(to_read, await asyncio.gather(*map(self.read_policy, to_read)),
+                         strict=True))  # fmt: skip
+        plan = orphaned_grants(policies, roles, texts, live, namespaces)
+        doomed = [(name, "no owner comment and no TradingBot of that name") for name in plan.remove]
+        for name, (ns, bot) in plan.confirm.items():
+            if not await bots.exists(ns, bot):
+                doomed.append((name, f"TradingBot {ns}/{bot} does not exist"))
+        for name in plan.kept:
+            log.debug("vault grant %s is not this operator's to judge; kept", name)
+        removed = []
+        for name, why in doomed:
+            log.warning("removing orphaned vault policy and role %s: %s", name, why)
+            try:
+                await self.remove_bot(name)
+            except Exception as exc:
+                log.warning("removing orphaned vault grant %s failed: %s", name, str(exc)[:300])
+            else:
+                removed.append(name)
+        return removed
 
     # -- account credentials check ------------------------------------------------------
 

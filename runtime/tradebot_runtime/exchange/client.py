@@ -32,7 +32,12 @@ from tradebot_runtime.breaker import CircuitBreaker
 from tradebot_runtime.domain import ZERO, Bar, Fill, Side, to_decimal
 from tradebot_runtime.error_policy import ErrorAction, Operation, classify_error
 from tradebot_runtime.orders import OrderRecord
-from tradebot_runtime.precision import MarketRules
+from tradebot_runtime.precision import (
+    DEFAULT_MONEY_PLACES,
+    MarketRules,
+    MoneyPrecision,
+    money_precision,
+)
 from tradebot_runtime.ratelimit_cost import UnknownEndpoint, request_cost
 
 log = logging.getLogger("tradebot.exchange")
@@ -204,6 +209,19 @@ class ExchangeClient:
         rules = MarketRules.from_ccxt_market(market, tick_size_mode=self.tick_size_mode)
         self._rules[symbol] = (market, rules)
         return rules
+
+    def money_precision(self, currency: str) -> MoneyPrecision:
+        """Precision of money figures in ``currency`` (markets must be loaded; see
+        precision.money_precision). Significant-digit precision says nothing about decimal
+        places: the fallback then."""
+        if getattr(self.exchange, "precisionMode", None) == ccxt.SIGNIFICANT_DIGITS:
+            return MoneyPrecision(currency, DEFAULT_MONEY_PLACES)
+        return money_precision(
+            currency,
+            currencies=getattr(self.exchange, "currencies", None),
+            markets=getattr(self.exchange, "markets", None),
+            tick_size_mode=self.tick_size_mode,
+        )
 
     async def fetch_ohlcv(
         self, symbol: str, timeframe: str, since: int | None = None, limit: int | None = None

@@ -1,6 +1,8 @@
 """Paper broker: the order side of ExchangeClient simulated in process.
 
-Used when a paper bot's ExchangeAccount declares no credentials. Market data and market
+Used when a paper bot's ExchangeAccount declares no credentials, and for a paper bot on
+a sandbox or live account, which never gets that account's keys (bootstrap.open_exchange;
+its shards do not trade at all). Market data and market
 rules still come from the (public, unsigned) exchange endpoint through the inherited
 ExchangeClient methods; orders never leave the process:
 

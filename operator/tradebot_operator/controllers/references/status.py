@@ -1,4 +1,6 @@
-"""Status of Strategy and ExchangeAccount objects: validity and which bots use them."""
+"""Status of Strategy and ExchangeAccount objects: validity, which bots use them, and
+whether a deletion waits for them (condition Deletable, reason InUse: the operator's
+finalizer IN_USE_FINALIZER holds the object while a bot uses it, reconcile.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,25 @@ from tradebot_operator.api.strategy import Strategy
 from tradebot_operator.checks import Problem, parse, validate_account, validate_strategy
 from tradebot_operator.checks.tenancy import Tenant
 from tradebot_operator.kube.conditions import ConditionUpdate, merge_conditions
+
+IN_USE_FINALIZER = "tradebot.io/in-use"
+"""Held on a Strategy or ExchangeAccount while at least one TradingBot uses it, so that
+deleting it waits until none does (like Kubernetes' PVC protection)."""
+DELETABLE = "Deletable"
+IN_USE_NAMES = 20
+""" At most this many bot names in the Deletable message (usedBy lists them all)."""
+
+
+def in_use_condition(kind: str, users: list[str]) -> ConditionUpdate:
+    """Deletable False, reason InUse: the object is being deleted and bots still use it."""
+    names = ", ".join(users[:IN_USE_NAMES])
+    if len(users) > IN_USE_NAMES:
+        names += f" and {len(users) - IN_USE_NAMES} more"
+    return ConditionUpdate(
+        DELETABLE, "False", "InUse",
+        f"deletion waits until no TradingBot uses this {kind} (finalizer {IN_USE_FINALIZER});"
+        f" used by {names}",
+    )  # fmt: skip
 
 
 def _verdict(problems: list[Problem], ok_reason: str) -> tuple[ConditionUpdate, list[Problem]]:
@@ -27,11 +48,14 @@ def _with_type(update: ConditionUpdate, type_: str) -> ConditionUpdate:
 
 
 def _status(
-    body: Mapping[str, Any], used_by: Iterable[str], updates: list[ConditionUpdate],
+    kind: str, body: Mapping[str, Any], used_by: Iterable[str], updates: list[ConditionUpdate],
     now: datetime | None,
 ) -> dict[str, Any]:  # fmt: skip
     generation = body.get("metadata", {}).get("generation")
     current = body.get("status") or {}
+    users = sorted(set(used_by))
+    if body.get("metadata", {}).get("deletionTimestamp") and users:
+        updates = [*updates, in_use_condition(kind, users)]
     return {
         "conditions": merge_conditions(
             current.get("conditions", []),
@@ -39,7 +63,7 @@ def _status(
             generation=generation,
             now=now or datetime.now(UTC),
         ),
-        "usedBy": sorted(set(used_by))[:256],
+        "usedBy": users[:256],
         "observedGeneration": generation,
     }
 
@@ -55,7 +79,7 @@ def strategy_status(
     if strategy is not None:
         problems = validate_strategy(strategy, tenant)
     valid, warnings = _verdict(problems, "ParametersValid")
-    return _status(body, used_by, [_with_type(valid, "Valid")], now), warnings
+    return _status("Strategy", body, used_by, [_with_type(valid, "Valid")], now), warnings
 
 
 def account_status(
@@ -90,4 +114,4 @@ def account_status(
                 f"vault path {creds.vault.path} is not verified by this operator version",
             )  # fmt: skip
     updates = [_with_type(ready, "Ready"), credentials]
-    return _status(body, used_by, updates, now), warnings
+    return _status("ExchangeAccount", body, used_by, updates, now), warnings

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes_asyncio.client.exceptions import ApiException
-
 from tradebot_contracts.names import vault_role_name
 from tradebot_contracts.runtime_config import DeleteRequest
 from tradebot_operator.builders.desired import desired
@@ -28,6 +26,7 @@ from tradebot_operator.controllers.tradingbot.reconcile import BOT_RESOURCE
 from tradebot_operator.controllers.tradingbot.status import DEADLINE_MARGIN_SECONDS
 from tradebot_operator.kube.client import KubeClient
 from tradebot_operator.kube.events import EventPoster
+from tradebot_operator.kube.finalizers import set_finalizer
 from tradebot_operator.kube.indexes import BodyLookup
 from tradebot_operator.kube.inventory import BotKey
 from tradebot_operator.services.vault import VaultAdmin
@@ -89,36 +88,10 @@ class BotFinalizer:
         await self._set_finalizer(key, body, present=False)
 
     async def _set_finalizer(self, key: BotKey, body: Mapping[str, Any], *, present: bool) -> None:
-        """Add or remove BOT_FINALIZER, guarded by resourceVersion so that a concurrent
-        change of the list is never overwritten. The cached body can be a version behind
-        our own last write; then (rarely) one GET gives the current list."""
-        for attempt in range(2):
-            meta = body.get("metadata", {})
-            finalizers = list(meta.get("finalizers") or [])
-            if (BOT_FINALIZER in finalizers) == present:
-                return
-            if present and meta.get("deletionTimestamp"):
-                return  # too late (the API server refuses it); its runtime was never applied
-            wanted = [*finalizers, BOT_FINALIZER] if present else [
-                f for f in finalizers if f != BOT_FINALIZER
-            ]  # fmt: skip
-            ops: list[dict[str, Any]] = [
-                {"op": "test", "path": "/metadata/resourceVersion",
-                 "value": meta.get("resourceVersion")},
-                {"op": "add", "path": "/metadata/finalizers", "value": wanted},
-            ]  # fmt: skip
-            try:
-                await self.kube.patch_json(BOT_RESOURCE, key[0], key[1], ops)
-                return
-            except ApiException as err:
-                if err.status == 404:
-                    return  # gone: nothing to hold or release
-                if err.status not in (409, 422) or attempt:
-                    raise
-            fresh = await self.kube.get(BOT_RESOURCE, key[0], key[1])
-            if fresh is None:
-                return
-            body = fresh
+        """Add or remove BOT_FINALIZER, guarded by resourceVersion (kube/finalizers.py)."""
+        await set_finalizer(
+            self.kube, BOT_RESOURCE, key[0], key[1], body, BOT_FINALIZER, present=present
+        )
 
     # ---- a bot being deleted ---------------------------------------------------------
 
