@@ -1,14 +1,14 @@
 """Exchange credentials for ccxt, from where the RuntimeConfig says (never from env).
 
 * ``none``: no keys (paper bots on accounts without credentials).
-
-A paper bot on a sandbox or live account never gets that account's keys
-(``credentials_refusal``): the operator refuses the pairing, and the runtime does not
-load them either (bootstrap.open_exchange), so no key can reach ccxt and no shard trades.
 * ``file``: one file per ccxt credential (apiKey, secret, password, uid) in a directory:
   the Secret volume the operator mounts, or the Vault agent injector's output.
 * ``vault``: Kubernetes auth with the projected service-account token, then a KV v2 read.
   The token path is ``$TRADEBOT_VAULT_TOKEN_PATH`` when set, else the config's.
+
+A paper bot on a sandbox or live account never gets that account's keys
+(``credentials_refusal``): the operator refuses the pairing, and the runtime does not
+load them either (bootstrap.open_exchange), so no key can reach ccxt and no shard trades.
 
 Paths are container paths; under the pod runner (``$PODRUNNER_ROOT`` set) an absolute path
 that does not exist is looked up below the container's root there.

@@ -138,7 +138,14 @@ class MoneyPrecision:
     """Where ``places`` came from: currency, market or fallback (for the start-up log)."""
 
     def quantize(self, value: Decimal) -> Decimal:
-        result = value.quantize(Decimal(1).scaleb(-self.places), ROUND_HALF_EVEN, _MONEY_CONTEXT)
+        """``value`` at ``places`` decimals; one beyond 100 digits (absurd, wrong upstream)
+        is returned as is, and the heartbeat encoder clamps it (never an exception here)."""
+        try:
+            result = value.quantize(
+                Decimal(1).scaleb(-self.places), ROUND_HALF_EVEN, _MONEY_CONTEXT
+            )
+        except ArithmeticError:
+            return value
         return result.copy_abs() if result == 0 else result
 
 

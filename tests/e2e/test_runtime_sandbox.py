@@ -28,6 +28,7 @@ from support.runtimes import (
     RuntimeEnv,
     compare_pnl,
     heartbeat_pnl_mismatches,
+    heartbeat_quantum,
     http_json,
     lease,
     ledger,
@@ -132,12 +133,13 @@ def _scenario(
     assert hb.open_orders == 0 and hb.mismatches == 0, hb
 
     seen: list[Any] = []
+    quantum = heartbeat_quantum(hb)  # the runtime publishes at the quote's precision
 
     def status_realized() -> bool:
         status = (get(cluster, ns, "tradingbot", "rtbot") or {}).get("status") or {}
         value = ((status.get("exchanges") or {}).get("sim") or {}).get("realizedPnl")
         seen[:] = [status]
-        return value is not None and Decimal(value) == sim.realized_pnl()
+        return value is not None and Decimal(value) == sim.realized_pnl().quantize(quantum)
 
     started = time.monotonic()
     deadline = started + 60

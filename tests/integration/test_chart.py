@@ -166,6 +166,10 @@ CAN_I = [
     ("patch", "exchangeaccounts.tradebot.io/status", "bots", True),
     ("patch", "tradingbots.tradebot.io", "bots", True),
     ("update", "tradingbots.tradebot.io/finalizers", "bots", True),
+    ("update", "strategies.tradebot.io/finalizers", "bots", True),
+    ("update", "exchangeaccounts.tradebot.io/finalizers", "bots", True),
+    ("patch", "strategies.tradebot.io", "bots", True),  # metadata.finalizers: in-use
+    ("patch", "exchangeaccounts.tradebot.io", "bots", True),
     ("watch", "leases.coordination.k8s.io", None, True),
     ("create", "leases.coordination.k8s.io", "bots", True),
     ("update", "leases.coordination.k8s.io", "bots", True),

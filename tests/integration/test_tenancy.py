@@ -252,3 +252,39 @@ def test_finding_8_child_names_of_two_bots_never_collide(cluster: Cluster, tenan
         )  # fmt: skip
         assert lease["metadata"]["ownerReferences"][0]["name"] == bot_name
     assert exchange_object_name("a", "b-c") != exchange_object_name("a-b", "c")
+
+
+def test_finding_8_a_child_name_held_by_another_owner_is_not_taken_over(
+    cluster: Cluster, tenant: str
+) -> None:
+    """Forced server-side apply must never take another bot's object: the API server
+    refuses a second controller, and the bot's condition names both owners."""
+    apply(cluster, tenant, account("xa-t8"), strategy("sma-t8b"))
+    holder = bot("holder-t8", strategy_name="sma-t8b", suspend=True)
+    holder["spec"]["exchanges"][0]["account"] = "xa-t8"
+    apply(cluster, tenant, holder)
+    uid = eventually(lambda: (get(cluster, tenant, "tradingbot", "holder-t8") or {}).get(
+        "metadata", {}).get("uid"), 30, "holder uid")  # fmt: skip
+    taken = exchange_object_name("victim-t8", "xa-t8")
+    cluster.kubectl("apply", "-n", tenant, "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": taken, "ownerReferences": [{
+            "apiVersion": "tradebot.io/v1alpha1", "kind": "TradingBot", "name": "holder-t8",
+            "uid": uid, "controller": True}]},
+        "data": {"runtime.json": "{}"},
+    }))  # fmt: skip
+    victim = bot("victim-t8", strategy_name="sma-t8b")
+    victim["spec"]["exchanges"][0]["account"] = "xa-t8"
+    apply(cluster, tenant, victim)
+
+    def refused_with_both_names() -> Any:
+        status = (get(cluster, tenant, "tradingbot", "victim-t8") or {}).get("status") or {}
+        text = json.dumps(status.get("conditions") or [])
+        return text if "holder-t8" in text and "victim-t8" in text else None
+
+    eventually(refused_with_both_names, 60, "a condition naming both owners")
+    cm = get(cluster, tenant, "configmap", taken)
+    assert cm is not None
+    controllers = [r["name"] for r in cm["metadata"]["ownerReferences"] if r.get("controller")]
+    assert controllers == ["holder-t8"]
+    assert cm["data"] == {"runtime.json": "{}"}

@@ -213,11 +213,20 @@ def compare_pnl(url: str, dsn: str, bot_id: str) -> tuple[str, PositionBook, Pos
     return pnl_mismatches(journal, sim, marks), journal, sim
 
 
+def heartbeat_quantum(hb: Any) -> Decimal:
+    """The step the heartbeat's money figures are quantized to (the quote currency's
+    precision, e.g. 1E-8 for USDT): the exponent of its decoded figures."""
+    exponent = hb.realized_pnl.as_tuple().exponent
+    return Decimal(1).scaleb(min(0, exponent))
+
+
 def heartbeat_pnl_mismatches(hb: Any, journal: PositionBook, price: Decimal) -> str:
-    """The heartbeat's PnL against the journal's book (one symbol): realized exactly;
-    notional and unrealized consistent with one mark near the simulator's ``price``."""
+    """The heartbeat's PnL against the journal's book (one symbol): realized exactly at
+    the heartbeat's precision; notional and unrealized consistent with one mark near the
+    simulator's ``price`` (each figure is rounded by at most half a quantum)."""
     out = []
-    if hb.realized_pnl != journal.realized_pnl():
+    quantum = heartbeat_quantum(hb)
+    if hb.realized_pnl != journal.realized_pnl().quantize(quantum):
         out.append(f"heartbeat realized {hb.realized_pnl} != journal {journal.realized_pnl()}")
     (position,) = journal.positions().values() or [None]
     if position is None or position.amount == 0:
@@ -226,7 +235,7 @@ def heartbeat_pnl_mismatches(hb: Any, journal: PositionBook, price: Decimal) -> 
         return "; ".join(out)
     mark = hb.position_notional / abs(position.amount)
     expected = position.amount * (mark - position.avg_entry_price)
-    if abs(hb.unrealized_pnl - expected) > Decimal("1e-9"):
+    if abs(hb.unrealized_pnl - expected) > quantum + Decimal("1e-9"):
         out.append(f"heartbeat unrealized {hb.unrealized_pnl} != {expected} at mark {mark}")
     if abs(mark - price) > price * Decimal("0.05"):
         out.append(f"heartbeat mark {mark} far from the simulator's {price}")

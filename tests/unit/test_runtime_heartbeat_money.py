@@ -82,6 +82,12 @@ def test_a_large_value_keeps_its_integer_digits() -> None:
     assert payload["realizedPnl"] == "98765432109876.12345679"
 
 
+def test_an_absurd_value_still_gives_a_heartbeat() -> None:
+    """Beyond what quantizing can hold: clamped by the encoder, the heartbeat still goes."""
+    payload = wire(view(realized_pnl="-1E+120"), MoneyPrecision("USDT", 8))
+    assert payload["realizedPnl"] == "-" + "9" * 31
+
+
 def test_two_decimal_quote_like_usd() -> None:
     payload = wire(
         view(position_notional="1234.5", realized_pnl="12.3456", unrealized_pnl="-0.004"),

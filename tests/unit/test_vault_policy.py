@@ -11,7 +11,12 @@ import pytest
 from tradebot_contracts import names
 from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.trading_bot import TradingBot
-from tradebot_operator.builders.vault_policy import bot_grant, mapped_keys, policy_hcl
+from tradebot_operator.builders.vault_policy import (
+    bot_grant,
+    grant_owner,
+    mapped_keys,
+    policy_hcl,
+)
 from tradebot_operator.checks import validate_bot
 from tradebot_operator.controllers.references.status import account_status
 from tradebot_operator.kube.conditions import ConditionUpdate
@@ -64,7 +69,10 @@ def test_policy_reads_exactly_the_bots_accounts_data_and_metadata() -> None:
     assert "other" not in policy
     assert policy.count("capabilities") == 4
     assert "*" not in policy and "+" not in policy  # no globs
-    assert policy == policy_hcl(tuple(reversed(grant.secrets)))  # stable
+    assert policy == policy_hcl(tuple(reversed(grant.secrets)), owner=("prod", "alpha"))  # stable
+    # The owner comment names the bot: the grant sweep checks that bot before a removal.
+    assert "# tradebot: namespace=prod bot=alpha\n" in policy
+    assert grant_owner(policy) == ("prod", "alpha")
 
 
 def test_role_binds_service_account_namespace_audience_and_short_ttl() -> None:

@@ -86,6 +86,7 @@ class OperatorContext:
     async def close(self) -> None:
         if self.grant_sweeper is not None:
             await self.grant_sweeper.stop()
+        await self.references.stop()
         await self.bots.stop()
         await self.events.stop()
         await self.kube.close()

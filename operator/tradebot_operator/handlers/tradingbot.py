@@ -20,9 +20,14 @@ from tradebot_operator.handlers.indexes import MANAGED
 
 @kopf.on.event(GROUP, VERSION, "tradingbots")
 async def bot_changed(
-    type: str | None, namespace: str, name: str, meta: kopf.Meta, memo: kopf.Memo, **_: Any
-) -> None:
-    context_of(memo).bots.bot_event(type, (namespace, name), meta)
+    type: str | None, namespace: str, name: str, meta: kopf.Meta, spec: kopf.Spec,
+    memo: kopf.Memo, **_: Any,
+) -> None:  # fmt: skip
+    context = context_of(memo)
+    context.bots.bot_event(type, (namespace, name), meta)
+    # In-use protection of the Strategy and ExchangeAccounts it starts or stops using.
+    gone = type == "DELETED"
+    await context.references.bot_changed((namespace, name), None if gone else spec)
 
 
 @kopf.on.event("coordination.k8s.io", "v1", "leases", labels=MANAGED)

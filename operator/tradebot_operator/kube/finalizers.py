@@ -29,12 +29,13 @@ async def set_finalizer(
     """Add or remove ``finalizer``: a JSON patch guarded by the body's resourceVersion.
     ``body`` may be a cached copy a version behind (our own last write); then, rarely, one
     GET gives the current list. Adding to an object being deleted is too late (the API
-    server refuses it) and is skipped. True if this call changed the list."""
+    server refuses it) and is skipped. True if the object now is as wanted (False: too late
+    to add, or the object is gone)."""
     for attempt in range(2):
         meta = body.get("metadata") or {}
         finalizers = list(meta.get("finalizers") or [])
         if (finalizer in finalizers) == present:
-            return False
+            return True
         if present and meta.get("deletionTimestamp"):
             return False
         wanted = [*finalizers, finalizer] if present else [f for f in finalizers if f != finalizer]
@@ -48,7 +49,7 @@ async def set_finalizer(
             return True
         except ApiException as err:
             if err.status == 404:
-                return False  # gone: nothing to hold or release
+                return False  # gone: nothing to hold or release any more
             if err.status not in (409, 422) or attempt:
                 raise
         fresh = await kube.get(res, namespace, name)

@@ -269,7 +269,7 @@ class VaultAdmin:
         # every listed grant whose bot is missing from the LIST that follows lost its bot.
         policies, roles = await self.list_bot_grants()
         names = policies | roles
-        live = bots.known()
+        live = set(bots.known())
         if not names - {vault_role_name(*key) for key in live}:
             return []  # steady state: every grant is a known bot's, no API read
         live |= await bots.listed()
@@ -277,8 +277,8 @@ class VaultAdmin:
         if not unknown:
             return []
         to_read = sorted(unknown & policies)
-        texts = dict(zip(to_read, await asyncio.gather(*map(self.read_policy, to_read)),
-                         strict=True))  # fmt: skip
+        found = await asyncio.gather(*(self.read_policy(name) for name in to_read))
+        texts = dict(zip(to_read, found, strict=True))
         plan = orphaned_grants(policies, roles, texts, live, namespaces)
         doomed = [(name, "no owner comment and no TradingBot of that name") for name in plan.remove]
         for name, (ns, bot) in plan.confirm.items():

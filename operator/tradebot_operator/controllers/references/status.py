@@ -19,7 +19,7 @@ IN_USE_FINALIZER = "tradebot.io/in-use"
 deleting it waits until none does (like Kubernetes' PVC protection)."""
 DELETABLE = "Deletable"
 IN_USE_NAMES = 20
-""" At most this many bot names in the Deletable message (usedBy lists them all)."""
+"""At most this many bot names in the Deletable message (usedBy lists them all)."""
 
 
 def in_use_condition(kind: str, users: list[str]) -> ConditionUpdate:
@@ -54,8 +54,14 @@ def _status(
     generation = body.get("metadata", {}).get("generation")
     current = body.get("status") or {}
     users = sorted(set(used_by))
-    if body.get("metadata", {}).get("deletionTimestamp") and users:
-        updates = [*updates, in_use_condition(kind, users)]
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        if users:
+            updates = [*updates, in_use_condition(kind, users)]
+        elif any(c.get("type") == DELETABLE for c in current.get("conditions", [])):
+            updates = [*updates, ConditionUpdate(
+                DELETABLE, "True", "NotInUse",
+                f"no TradingBot uses this {kind} any more: its deletion proceeds",
+            )]  # fmt: skip
     return {
         "conditions": merge_conditions(
             current.get("conditions", []),

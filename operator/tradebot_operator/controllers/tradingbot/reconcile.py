@@ -110,6 +110,10 @@ class BotReconciler:
         digest = manifests_hash(children)
         if self.applied.get(key) == digest:
             return False
+        # No take-over of another bot's object: names are unique by construction, and were
+        # one taken anyway, the API server refuses a second controller owner reference (the
+        # error names both owners). Objects that are not tradebot's are fenced by the
+        # chart's ValidatingAdmissionPolicy (managed-by label), without a read per child.
         await asyncio.gather(*(self.kube.apply(child) for child in children))
         wanted = {ChildRef.of(child) for child in children}
         if prune:
