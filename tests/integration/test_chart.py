@@ -368,3 +368,36 @@ def test_admission_policy_limits_the_operator_to_objects_it_manages(
     assert deleted.returncode != 0 and "does not manage" in deleted.stderr, deleted.stderr
     # an administrator is not affected
     cluster.kubectl("delete", "configmap", "theirs", "ours", "-n", ns)
+
+
+def test_watched_namespaces_get_per_namespace_rights_only(cluster: Cluster) -> None:
+    """Finding 11: with operator.watchNamespaces the operator's rights on workloads,
+    ConfigMaps, Leases, RBAC and events exist only in those namespaces."""
+    watched = cluster.namespace("tbwatch")
+    rel = Release(f"tbw{uuid.uuid4().hex[:6]}", cluster.namespace("tbwsys"))
+    helm(
+        cluster, "install", rel.name, str(CHART), "--namespace", rel.namespace,
+        "--take-ownership", "--set", "crds.enabled=false", "--set", "tests.enabled=false",
+        "--set", f"operator.watchNamespaces={{{watched}}}",
+    )  # fmt: skip
+    try:
+
+        def can(verb: str, resource: str, namespace: str) -> bool:
+            out = cluster.kubectl(
+                "auth", "can-i", verb, resource, "-n", namespace, f"--as={rel.user}", check=False
+            )
+            return out.stdout.strip() == "yes"
+
+        for verb, resource in (
+            ("create", "deployments.apps"),
+            ("patch", "configmaps"),
+            ("update", "leases.coordination.k8s.io"),
+            ("create", "roles.rbac.authorization.k8s.io"),
+            ("create", "networkpolicies.networking.k8s.io"),
+            ("watch", "tradingbots.tradebot.io"),
+        ):
+            assert can(verb, resource, watched), f"{verb} {resource} in {watched}"
+            assert not can(verb, resource, "kube-system"), f"{verb} {resource} in kube-system"
+        assert can("list", "customresourcedefinitions.apiextensions.k8s.io", "default")
+    finally:
+        helm(cluster, "uninstall", rel.name, "--namespace", rel.namespace, "--wait", check=False)

@@ -55,7 +55,7 @@ class OperatorContext:
         nothing runs until ``start``."""
         kube = await KubeClient.from_environment(max_concurrency=process.api_concurrency)
         inventory = Inventory()
-        await inventory.load(kube, MANAGED_BY)
+        await inventory.load(kube, MANAGED_BY, process.watch_namespaces)
         vault = VaultAdmin(settings) if settings.vault_managed else None
         queue: WorkQueue[BotKey] = WorkQueue()
         events = EventPoster(kube, quiet=queue.wait_idle)

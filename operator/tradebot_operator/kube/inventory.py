@@ -50,10 +50,19 @@ class Inventory:
     def __init__(self) -> None:
         self._children: dict[BotKey, set[ChildRef]] = defaultdict(set)
 
-    async def load(self, kube: KubeClient, managed_by: str) -> None:
+    async def load(
+        self, kube: KubeClient, managed_by: str, namespaces: tuple[str, ...] = ()
+    ) -> None:
+        """Every child the operator manages: across the cluster, or only in ``namespaces``
+        when the operator watches those (its RBAC is then granted per namespace)."""
         selector = f"{LABEL_MANAGED_BY}={managed_by}"
         for api_version, kind in CHILD_KINDS:
             res = KNOWN[(api_version, kind)]
+            if namespaces:
+                for namespace in namespaces:
+                    for item in await kube.list(res, namespace, selector):
+                        self._record(item, api_version, kind)
+                continue
             path_res = Resource(res.api_version, res.kind, res.plural, namespaced=False)
             for item in await kube.list(path_res, None, selector):
                 self._record(item, api_version, kind)
