@@ -37,6 +37,7 @@ from support.cluster import Cluster
 from support.objects import account, beat, bot, strategy
 from support.operator import _session_operator_paused
 from support.procs import free_port, stop, wait_until
+from tradebot_contracts.names import lease_name
 from tradebot_operator.api import ExchangeAccount, Strategy, TradingBot
 from tradebot_operator.builders import desired
 from tradebot_operator.settings import OperatorSettings
@@ -129,7 +130,7 @@ class Heartbeats:
             for name in bots:
                 # the Lease appears once the operator applied the bot's children
                 with contextlib.suppress(DevenvError):
-                    beat(cluster, ns, f"{name}-paper-0", f"{name}-paper-pod")
+                    beat(cluster, ns, lease_name(name, "paper", 0), f"{name}-paper-pod")
             self._stop.wait(2)
 
     def close(self) -> None:

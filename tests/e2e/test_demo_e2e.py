@@ -30,7 +30,7 @@ from hvac.exceptions import InvalidPath
 from devenv import openbao
 from devenv.demo import metrics_urls
 from devenv.stack import Stack
-from tradebot_contracts.names import vault_role_name
+from tradebot_contracts.names import lease_name, vault_role_name
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
@@ -147,11 +147,12 @@ def run_scenario(stack: Stack, ns: str) -> None:
     pods = eventually(running_pods, 90, "4 runtime pods Running (sma x2, grid, vbot)")
     assert {p["spec"]["nodeName"] for p in pods} == {stack.runner.node}
     assert len(list(stack.runner.logs_dir.glob(f"{ns}_*/runtime/0.log"))) == 4
-    sma_lease = "sma-sim-0"
+    sma_lease = lease_name("sma", ACCOUNT, 0)
     holder = eventually(
         lambda: lease(stack, ns, sma_lease)["spec"].get("holderIdentity"), 60, "sma Lease held"
     )
-    eventually(lambda: lease(stack, ns, "grid-sim-0")["spec"].get("holderIdentity"), 60,
+    grid_lease = lease_name("grid", ACCOUNT, 0)
+    eventually(lambda: lease(stack, ns, grid_lease)["spec"].get("holderIdentity"), 60,
                "grid Lease held")  # fmt: skip
 
     # Orders reach the simulator; every status column is filled.

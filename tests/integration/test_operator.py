@@ -16,8 +16,12 @@ import pytest
 from support.cluster import Cluster
 from support.objects import account, apply, beat, bot, eventually, get, phase_is, strategy
 from support.operator import OperatorProcess
+from tradebot_contracts.names import exchange_object_name, lease_name
 
 pytestmark = pytest.mark.integration
+
+BTC = exchange_object_name("btc", "paper")  # Deployment, ConfigMap, PDB of bot btc x paper
+BTC_LEASE = lease_name("btc", "paper", 0)
 
 
 @pytest.fixture
@@ -27,7 +31,7 @@ def ns(cluster: Cluster, operator_process: OperatorProcess) -> str:
 
 def test_bot_gets_every_child_and_status_columns(cluster: Cluster, ns: str) -> None:
     apply(cluster, ns, account(), strategy(), bot())
-    deploy = eventually(lambda: get(cluster, ns, "deployment", "btc-paper"), what="deployment")
+    deploy = eventually(lambda: get(cluster, ns, "deployment", BTC), what="deployment")
     uid = get(cluster, ns, "tradingbot", "btc")["metadata"]["uid"]  # type: ignore[index]
     assert deploy["metadata"]["ownerReferences"][0]["uid"] == uid
     assert deploy["spec"]["replicas"] == 2
@@ -40,11 +44,11 @@ def test_bot_gets_every_child_and_status_columns(cluster: Cluster, ns: str) -> N
 
     children = [
         ("serviceaccount", "btc-runtime"),
-        ("configmap", "btc-paper"),
-        ("lease", "btc-paper-0"),
+        ("configmap", BTC),
+        ("lease", BTC_LEASE),
         ("role", "btc-runtime"),
         ("rolebinding", "btc-runtime"),
-        ("poddisruptionbudget", "btc-paper"),
+        ("poddisruptionbudget", BTC),
     ]
     for kind, name in children:
         obj = eventually(lambda k=kind, n=name: get(cluster, ns, k, n), what=f"{kind}/{name}")
@@ -53,10 +57,10 @@ def test_bot_gets_every_child_and_status_columns(cluster: Cluster, ns: str) -> N
     role = get(cluster, ns, "role", "btc-runtime")
     assert role is not None
     lease_rules = [r for r in role["rules"] if "leases" in r["resources"]]
-    assert lease_rules and all(r["resourceNames"] == ["btc-paper-0"] for r in lease_rules)
+    assert lease_rules and all(r["resourceNames"] == [BTC_LEASE] for r in lease_rules)
     assert "create" not in {v for r in role["rules"] for v in r["verbs"]}
 
-    config = json.loads(get(cluster, ns, "configmap", "btc-paper")["data"]["runtime.json"])  # type: ignore[index]
+    config = json.loads(get(cluster, ns, "configmap", BTC)["data"]["runtime.json"])  # type: ignore[index]
     assert config["symbols"] == ["BTC/USDT", "ETH/USDT"] or sorted(config["symbols"]) == [
         "BTC/USDT", "ETH/USDT"]  # fmt: skip
 
@@ -65,7 +69,7 @@ def test_bot_gets_every_child_and_status_columns(cluster: Cluster, ns: str) -> N
     assert ready["reason"] == "WaitingForRuntime"
 
     # The runtime leader's heartbeat turns the bot Running and fills every column.
-    beat(cluster, ns, "btc-paper-0", "btc-paper-abc", open_orders=2,
+    beat(cluster, ns, BTC_LEASE, "btc-paper-abc", open_orders=2,
          realized_pnl=Decimal("12.5"), unrealized_pnl=Decimal("-2.25"))  # fmt: skip
     status = eventually(phase_is(cluster, ns, "btc", "Running"), what="Running")
     assert status["pnl"] == "10.25"
@@ -87,19 +91,19 @@ def test_missing_strategy_is_pending_then_reconciles_when_it_appears(
     ready = next(c for c in status["conditions"] if c["type"] == "Ready")
     assert ready["reason"] == "StrategyNotFound"
     assert "later" in ready["message"]
-    assert get(cluster, ns, "deployment", "btc-paper") is None
+    assert get(cluster, ns, "deployment", BTC) is None
     events = cluster.kubectl("get", "events", "-n", ns, "-o", "json").stdout
     assert "StrategyNotFound" in events
 
     apply(cluster, ns, strategy("later"))
-    eventually(lambda: get(cluster, ns, "deployment", "btc-paper"), what="deployment")
+    eventually(lambda: get(cluster, ns, "deployment", BTC), what="deployment")
 
 
 def test_risk_change_reaches_configmap_without_roll_and_symbol_change_rolls(
     cluster: Cluster, ns: str
 ) -> None:
     apply(cluster, ns, account(), strategy(), bot())
-    deploy = eventually(lambda: get(cluster, ns, "deployment", "btc-paper"), what="deployment")
+    deploy = eventually(lambda: get(cluster, ns, "deployment", BTC), what="deployment")
     template = deploy["spec"]["template"]
 
     changed = bot()
@@ -108,20 +112,20 @@ def test_risk_change_reaches_configmap_without_roll_and_symbol_change_rolls(
     apply(cluster, ns, changed)
 
     def config_updated() -> Any:
-        cm = get(cluster, ns, "configmap", "btc-paper") or {}
+        cm = get(cluster, ns, "configmap", BTC) or {}
         config = json.loads(cm.get("data", {}).get("runtime.json", "{}"))
         return config if config.get("tradingState") == "Halted" else None
 
     config = eventually(config_updated, what="ConfigMap tradingState")
     assert Decimal(config["risk"]["maxOrderNotional"]) == Decimal("40")
-    assert get(cluster, ns, "deployment", "btc-paper")["spec"]["template"] == template  # type: ignore[index]
+    assert get(cluster, ns, "deployment", BTC)["spec"]["template"] == template  # type: ignore[index]
 
     rolled = bot()
     rolled["spec"]["exchanges"][0]["symbols"] = ["BTC/USDT"]
     apply(cluster, ns, rolled)
 
     def template_changed() -> Any:
-        current = (get(cluster, ns, "deployment", "btc-paper") or {})["spec"]["template"]
+        current = (get(cluster, ns, "deployment", BTC) or {})["spec"]["template"]
         return current if current != template else None
 
     eventually(template_changed, what="pod template change after symbol change")
@@ -130,13 +134,13 @@ def test_risk_change_reaches_configmap_without_roll_and_symbol_change_rolls(
 def test_suspend_scales_runtime_to_zero(cluster: Cluster, ns: str) -> None:
     apply(cluster, ns, account(), strategy(), bot(suspend=True))
     eventually(phase_is(cluster, ns, "btc", "Suspended"), what="Suspended")
-    deploy = eventually(lambda: get(cluster, ns, "deployment", "btc-paper"), what="deployment")
+    deploy = eventually(lambda: get(cluster, ns, "deployment", BTC), what="deployment")
     assert deploy["spec"]["replicas"] == 0
 
 
 def test_deleting_the_bot_removes_every_child(cluster: Cluster, ns: str) -> None:
     apply(cluster, ns, account(), strategy(), bot())
-    eventually(lambda: get(cluster, ns, "lease", "btc-paper-0"), what="lease")
+    eventually(lambda: get(cluster, ns, "lease", BTC_LEASE), what="lease")
     cluster.kubectl("delete", "tradingbot", "btc", "-n", ns, "--timeout=60s")
 
     def all_gone() -> bool:

@@ -19,8 +19,12 @@ from hypothesis import strategies as st
 from support.cluster import Cluster
 from support.objects import account, apply, beat, bot, eventually, get, strategy
 from support.operator import OperatorProcess
+from tradebot_contracts.names import exchange_object_name, lease_name
 
 pytestmark = pytest.mark.integration
+
+BTC = exchange_object_name("btc", "paper")  # Deployment, ConfigMap, PDB of bot btc x paper
+BTC_LEASE = lease_name("btc", "paper", 0)
 
 GRID = {
     "type": "grid",
@@ -136,7 +140,7 @@ def test_semantic_problem_becomes_condition_and_warning_event(
     )
     assert cond["status"] == "False"
     assert cond["message"]
-    assert get(cluster, ns, "deployment", "btc-paper") is None  # nothing runs on bad input
+    assert get(cluster, ns, "deployment", BTC) is None  # nothing runs on bad input
     phase = get(cluster, ns, "tradingbot", "btc")["status"]["phase"]  # type: ignore[index]
     assert phase in ("Pending", "Failed")
 
@@ -152,12 +156,12 @@ def test_semantic_problem_becomes_condition_and_warning_event(
 
 def test_finalizer_waits_for_runtime_acknowledgement(cluster: Cluster, ns: str) -> None:
     apply(cluster, ns, account(), strategy(), bot())
-    eventually(lambda: get(cluster, ns, "lease", "btc-paper-0"), what="lease")
-    beat(cluster, ns, "btc-paper-0", "btc-paper-pod")
+    eventually(lambda: get(cluster, ns, "lease", BTC_LEASE), what="lease")
+    beat(cluster, ns, BTC_LEASE, "btc-paper-pod")
     cluster.kubectl("delete", "tradingbot", "btc", "-n", ns, "--wait=false")
 
     def delete_requested() -> Any:
-        cm = get(cluster, ns, "configmap", "btc-paper") or {}
+        cm = get(cluster, ns, "configmap", BTC) or {}
         config = json.loads(cm.get("data", {}).get("runtime.json", "{}"))
         return config.get("deleteRequest")
 
@@ -165,7 +169,7 @@ def test_finalizer_waits_for_runtime_acknowledgement(cluster: Cluster, ns: str) 
     assert request["action"] == "cancelOrders"
     assert get(cluster, ns, "tradingbot", "btc") is not None  # held by the finalizer
 
-    beat(cluster, ns, "btc-paper-0", "btc-paper-pod", ack_delete_request=request["id"])
+    beat(cluster, ns, BTC_LEASE, "btc-paper-pod", ack_delete_request=request["id"])
     eventually(lambda: get(cluster, ns, "tradingbot", "btc") is None, what="bot deleted")
     eventually(
         lambda: "DeleteActionDone" in cluster.kubectl("get", "events", "-n", ns).stdout,

@@ -27,11 +27,13 @@ class Operator:
 
 LOCAL_TENANCY: Final = {
     # the local stack's services listen on loopback (simulator): allowed as exchange
-    # endpoints; the pod runner's node is reached with a nodeSelector; the paper account
+    # endpoints; the pod runner's node is reached with a nodeSelector and a toleration of
+    # its taint; the paper account
     # reads its simulator keys from a Secret (development only). Vault paths keep the
     # default per-namespace prefix tradebot/<namespace>/.
     "allowedEndpoints": ["127.0.0.0/8"],
     "allowNodePlacement": True,
+    "allowTolerations": True,
     "allowSecretRef": True,
 }
 """What the local installation lets its namespaces ask for (chart value ``tenancy``)."""
