@@ -67,6 +67,7 @@ from support.runtimes import (
     simulator_process,
 )
 from support.servers import Postgres, Redis
+from tradebot_contracts import env
 from tradebot_contracts.heartbeat import heartbeat_from_annotations
 from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_contracts.runtime_config import (
@@ -240,8 +241,8 @@ def _second_bot(setup: BotSetup, tmp_path: Path, name: str, symbol: str) -> BotS
     while not all(get(setup.cluster, setup.ns, "lease", n) for n in leases):
         assert time.monotonic() < deadline, f"leases {leases}"
         time.sleep(0.5)
-    extra = {"TRADEBOT_BOT": name, "TRADEBOT_CONFIGMAP": configmap,
-             "TRADEBOT_CONFIG_PATH": str(path), "TRADEBOT_LEASES": ",".join(leases)}  # fmt: skip
+    extra = {env.BOT: name, env.CONFIGMAP: configmap,
+             env.CONFIG_PATH: str(path), env.LEASES: ",".join(leases)}  # fmt: skip
     return BotSetup(setup.cluster, setup.ns, leases, lambda pod: setup.env(pod) | extra)
 
 
@@ -278,7 +279,7 @@ def test_redis_down_local_share_then_shared_again(
                 tmp_path / CONFIG_KEY,
             )
             other = _second_bot(setup, tmp_path, "rtbot2", "ETH/USDT")
-            fast = {"TRADEBOT_POLL_INTERVAL_SECONDS": "0.05"}
+            fast = {env.POLL_INTERVAL: "0.05"}
             with (
                 run_runtimes(_with_env(setup, **fast), tmp_path, "rd-a") as bot_a,
                 run_runtimes(_with_env(other, **fast), tmp_path, "rd-b") as bot_b,
@@ -362,10 +363,10 @@ def _dedicated_cluster(name: str) -> Iterator[Cluster]:
     """A small cluster of our own (hack/cluster.sh), deleted afterwards: its API server is
     paused, which the session cluster's controller-manager would not survive."""
     state = REPO_ROOT / ".state" / name
-    env = {**os.environ, "TRADEBOT_CLUSTER_NAME": name, "TRADEBOT_STATE": str(state),
+    cluster_env = {**os.environ, "TRADEBOT_CLUSTER_NAME": name, "TRADEBOT_STATE": str(state),
            "TRADEBOT_NODES": "1"}  # fmt: skip
     try:
-        up = subprocess.run(["bash", str(HACK / "cluster.sh"), "up"], env=env,
+        up = subprocess.run(["bash", str(HACK / "cluster.sh"), "up"], env=cluster_env,
                             capture_output=True, text=True)  # fmt: skip
         if up.returncode != 0:
             pytest.fail(f"could not start cluster {name}:\n{up.stderr[-4000:]}", pytrace=False)
@@ -379,7 +380,7 @@ def _dedicated_cluster(name: str) -> Iterator[Cluster]:
                         *[f"customresourcedefinition/{n}" for n in crd_names(files)])  # fmt: skip
         yield cluster
     finally:
-        subprocess.run(["bash", str(HACK / "cluster.sh"), "down"], env=env,
+        subprocess.run(["bash", str(HACK / "cluster.sh"), "down"], env=cluster_env,
                        capture_output=True, check=False)  # fmt: skip
 
 
@@ -530,9 +531,9 @@ def test_openbao_down_cached_credentials_then_fail_closed_then_recover(
             shutil.rmtree(runtime_env.tmp_path / "rootfs" / CREDENTIALS_DIR.lstrip("/"))
             jwt = runtime_env.tmp_path / "sa-token"
             jwt.write_text(runtime_env.cluster.token(ns, sa, "vault", "1h"))
-            env = _with_env(setup, TRADEBOT_VAULT_TOKEN_PATH=str(jwt),
-                            TRADEBOT_CREDENTIALS_POLL_SECONDS="0.5")  # fmt: skip
-            with run_runtimes(env, runtime_env.tmp_path, "vb-a") as runtimes:
+            vault_env = _with_env(setup, **{env.VAULT_TOKEN_PATH: str(jwt),
+                                            env.CREDENTIALS_POLL_SECONDS: "0.5"})  # fmt: skip
+            with run_runtimes(vault_env, runtime_env.tmp_path, "vb-a") as runtimes:
                 rt = runtimes["vb-a"]
                 wait_for(lambda: len(_orders(sim_url)) >= 2, 90, "first orders", runtimes)
                 assert metric(rt, "tradebot_credentials_usable") == 1

@@ -8,6 +8,7 @@ import pytest
 
 from support.objects import eventually
 from support.runtimes import SIM_ACCOUNT, RuntimeEnv, http_json, ledger, run_runtimes
+from tradebot_contracts import env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
@@ -19,7 +20,7 @@ def test_runtime_without_redis_trades_on_the_local_share(
     ns = runtime_env.cluster.namespace("noredis")
     setup = runtime_env.setup_bot(
         ns, sim_url,
-        extra_env={"TRADEBOT_REDIS_URL": ""},  # no Redis anywhere: the config has none either
+        extra_env={env.REDIS_URL: ""},  # no Redis anywhere: the config has none either
     )  # fmt: skip
     with run_runtimes(setup, runtime_env.tmp_path, "nr-a") as runtimes:
         rt = runtimes["nr-a"]
