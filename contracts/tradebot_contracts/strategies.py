@@ -6,7 +6,10 @@ validates it here and reports the exact bad field in the Strategy's ``Valid`` co
 and the runtime parses the same models, so both sides agree by construction.
 
 Field names are snake_case in Python and camelCase in YAML/JSON. Unknown keys are errors:
-the API server cannot prune typos inside a free-form object, so we must catch them.
+the API server cannot prune typos inside a free-form object, so we must catch them. Whole
+numbers are strict (``Field(strict=True)``): ``"5"``, ``true`` or ``5.0`` for a period is a
+mistake to report, not a value to convert; money and prices are decimal strings (an
+integer is exact and accepted too; a float or a bool is refused, see types.py).
 """
 
 from __future__ import annotations
@@ -61,9 +64,9 @@ class SmaCrossoverParams(StrategyParams):
     """Buy when the fast simple moving average crosses above the slow one, sell on the
     opposite cross."""
 
-    fast_period: int = Field(ge=1, le=1000)
+    fast_period: int = Field(strict=True, ge=1, le=1000)
     """Number of candles in the fast moving average."""
-    slow_period: int = Field(ge=2, le=5000)
+    slow_period: int = Field(strict=True, ge=2, le=5000)
     """Number of candles in the slow moving average; greater than fastPeriod."""
     order_size: PositiveDecimalString
     """Notional of each order in the allocation's quote currency (e.g. USDT), as a decimal
@@ -82,7 +85,7 @@ class RsiReversionParams(StrategyParams):
     """Buy when the relative strength index falls below ``oversold``, sell when it rises
     above ``overbought``."""
 
-    period: int = Field(default=14, ge=2, le=500)
+    period: int = Field(default=14, strict=True, ge=2, le=500)
     """Number of candles in the RSI window."""
     oversold: PercentString = Decimal(30)
     """RSI level (0-100) below which the market counts as oversold (buy signal)."""
@@ -109,7 +112,7 @@ class GridParams(StrategyParams):
     """Lowest grid price in the quote currency, as a decimal string."""
     upper: PositiveDecimalString
     """Highest grid price in the quote currency, as a decimal string; greater than lower."""
-    levels: int = Field(ge=2, le=200)
+    levels: int = Field(strict=True, ge=2, le=200)
     """Number of price levels, including lower and upper."""
     order_size: PositiveDecimalString
     """Notional of the order on each level in the quote currency, as a decimal string."""
@@ -131,7 +134,7 @@ class DcaParams(StrategyParams):
     ``4h``, ``1d``, ``1w``)."""
     amount: PositiveDecimalString
     """Quote-currency amount spent on each buy, as a decimal string."""
-    max_orders: int | None = Field(default=None, ge=1, le=100_000)
+    max_orders: int | None = Field(default=None, strict=True, ge=1, le=100_000)
     """Stop after this many buys; unset means no limit."""
 
     @property
@@ -191,11 +194,26 @@ def _join_path(prefix: str, loc: tuple[int | str, ...]) -> str:
     return path
 
 
+def _json_kind(value: Any) -> str:
+    """How a value was written in YAML/JSON, for an error message."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    if isinstance(value, float):
+        return f"the decimal number {value!r}"
+    if value is None:
+        return "null"
+    return f"a {type(value).__name__}"
+
+
 def _message(error: Mapping[str, Any]) -> str:
     if error["type"] == "missing":
         return "required field is missing"
     if error["type"] == "extra_forbidden":
         return "unknown field"
+    if error["type"] == "int_type":
+        return f"must be a whole number (such as 5), not {_json_kind(error.get('input'))}"
     message = str(error["msg"])
     # pydantic prefixes the text of a ValueError raised by a validator.
     return message.removeprefix("Value error, ")

@@ -155,6 +155,23 @@ def test_one_active_operator_unless_peering(helm: str) -> None:
     assert any(r["metadata"]["name"].endswith("-peering") for r in only(peers, "ClusterRole"))
 
 
+@pytest.mark.parametrize("scope", [[], ["--set", "operator.watchNamespaces={bots}"]],
+                         ids=["cluster-wide", "watch-namespaces"])  # fmt: skip
+def test_the_operator_can_watch_priority_classes_cluster_wide(helm: str, scope: list[str]) -> None:
+    """The operator indexes PriorityClasses (cluster-scoped): a bot naming a missing one
+    gets a reason instead of pods that can never be created."""
+    docs = render(helm, *scope)
+    (role,) = [r for r in only(docs, "ClusterRole") if r["metadata"]["name"].endswith("-discovery")]
+    rules = [r for r in role["rules"] if "priorityclasses" in r["resources"]]
+    assert rules and rules[0]["apiGroups"] == ["scheduling.k8s.io"]
+    assert set(rules[0]["verbs"]) == {"get", "list", "watch"}
+    bindings = [
+        b for b in docs if b["kind"] in ("ClusterRoleBinding", "RoleBinding")
+        and b["roleRef"]["name"] == role["metadata"]["name"]
+    ]  # fmt: skip
+    assert [b["kind"] for b in bindings] == ["ClusterRoleBinding"]
+
+
 def test_crds_gated_and_kept(helm: str) -> None:
     kept = only(render(helm), "CustomResourceDefinition")
     assert len(kept) == 3

@@ -16,10 +16,12 @@ import yaml
 from support.cluster import Cluster
 from support.objects import account, apply, bot, eventually, get, phase_is, strategy
 from support.operator import OperatorProcess
+from tradebot_contracts.names import exchange_object_name
 
 pytestmark = pytest.mark.integration
 
 CONFIGMAP_LIMIT = 1024 * 1024  # core.MaxSecretSize: data + binaryData of a ConfigMap
+CHILD = exchange_object_name("btc", "paper")  # the bot's Deployment and ConfigMap
 
 
 @pytest.fixture
@@ -32,11 +34,19 @@ def condition(cluster: Cluster, ns: str, name: str, type_: str) -> dict[str, Any
     return next((c for c in status.get("conditions", []) if c["type"] == type_), None)
 
 
-def bot_events(cluster: Cluster, ns: str, name: str) -> list[dict[str, Any]]:
-    out = cluster.kubectl(
-        "get", "events", "-n", ns, f"--field-selector=involvedObject.name={name}", "-o", "json"
-    )  # fmt: skip
-    return list(json.loads(out.stdout)["items"])
+def condition_reason(cluster: Cluster, ns: str, type_: str, reason: str) -> Any:
+    cond = condition(cluster, ns, "btc", type_)
+    return cond if cond is not None and cond["reason"] == reason else None
+
+
+def events_of(cluster: Cluster, ns: str, name: str | None = None) -> list[dict[str, Any]]:
+    """The operator's Events in ``ns`` (about the object ``name`` only, if given)."""
+    selector = [f"--field-selector=involvedObject.name={name}"] if name else []
+    out = cluster.kubectl("get", "events", "-n", ns, *selector, "-o", "json")
+    return [
+        e for e in json.loads(out.stdout)["items"]
+        if (e.get("source") or {}).get("component") == "tradebot-operator"
+    ]  # fmt: skip
 
 
 def test_refused_children_back_off_and_the_condition_carries_the_server_message(
@@ -59,25 +69,24 @@ def test_refused_children_back_off_and_the_condition_carries_the_server_message(
     # create, not a client-side apply: its last-applied annotation would exceed 256 KiB
     cluster.kubectl("create", "-n", ns, "-f", "-", input=json.dumps(big))
     apply(cluster, ns, account(), bot(strategy_name="huge"))
-
     failed = eventually(
-        lambda: (c := condition(cluster, ns, "btc", "Reconciled"))
-        and c["reason"] == "ApplyFailed"
-        and c,
+        lambda: condition_reason(cluster, ns, "Reconciled", "ApplyFailed"),
         what="Reconciled=False ApplyFailed",
     )
-    message = failed["message"]
     assert failed["status"] == "False"
-    assert "b'" not in message and '"kind":"Status"' not in message, message
-    assert "ConfigMap" in message and f"{CONFIGMAP_LIMIT} bytes" in message, message
 
     marker = f"applying children of {ns}/btc failed"
     start = operator_process.log_text().count(marker)
     assert start >= 1
     time.sleep(30)
     attempts = operator_process.log_text().count(marker) - start
-    # a fixed 5 s retry makes 6 attempts in 30 s; 5 -> 10 -> 20 s makes at most 3
+    # a fixed 5 s retry makes 6 attempts in 30 s (more with every wake); 5, 10, 20 s: <= 3
     assert attempts <= 3, f"{attempts} apply attempts in 30 s"
+
+    message = condition(cluster, ns, "btc", "Reconciled")["message"]  # type: ignore[index]
+    assert "b'" not in message and '"kind":"Status"' not in message, message
+    assert message.startswith(f'ConfigMap {CHILD}: ConfigMap "{CHILD}" is invalid'), message
+    assert f"{CONFIGMAP_LIMIT} bytes (422 Unprocessable Entity)" in message, message
     assert phase_is(cluster, ns, "btc", "Degraded")()
 
 
@@ -90,34 +99,37 @@ def test_one_transition_posts_exactly_one_event(cluster: Cluster, ns: str) -> No
                         "--overwrite")  # fmt: skip
         time.sleep(2)
     time.sleep(5)  # events are posted in the background
-    events = bot_events(cluster, ns, "btc")
-    found = [(e["type"], e["reason"]) for e in events]
-    assert found.count(("Warning", "StrategyNotFound")) == 1, found
-    assert sum(e.get("count", 1) for e in events if e["reason"] == "StrategyNotFound") == 1
-    assert len(found) == len(set(found)), found
+
+    told = [
+        (e["involvedObject"]["kind"], e["involvedObject"]["name"], e["type"], e["reason"],
+         e["message"])
+        for e in events_of(cluster, ns)
+    ]  # fmt: skip
+    assert len(told) == len(set(told)), f"posted more than once: {sorted(told)}"
+    events = events_of(cluster, ns, "btc")
+    assert [(e["type"], e["reason"]) for e in events] == [("Warning", "StrategyNotFound")]
+    assert events[0].get("count", 1) == 1
 
 
 def test_missing_priority_class_is_named_until_it_exists(cluster: Cluster, ns: str) -> None:
     name = f"tradebot-test-{uuid.uuid4().hex[:8]}"
     apply(cluster, ns, account(), strategy(), bot(runtime={"priorityClassName": name}))
     cond = eventually(
-        lambda: (c := condition(cluster, ns, "btc", "Ready"))
-        and c["reason"] == "PriorityClassNotFound"
-        and c,
+        lambda: condition_reason(cluster, ns, "Ready", "PriorityClassNotFound"),
         what="Ready reason PriorityClassNotFound",
     )
     assert cond["status"] == "False"
     assert "spec.runtime.priorityClassName" in cond["message"] and name in cond["message"]
     assert (get(cluster, ns, "tradingbot", "btc") or {})["status"]["phase"] == "Pending"
-    assert get(cluster, ns, "deployment", "btc-paper") is None  # its pods could not start
+    assert get(cluster, ns, "deployment", CHILD) is None  # its pods could not be created
 
-    def warning() -> Any:
+    def warnings() -> Any:
         return [
-            e for e in bot_events(cluster, ns, "btc")
+            e for e in events_of(cluster, ns, "btc")
             if e["type"] == "Warning" and e["reason"] == "PriorityClassNotFound"
         ]  # fmt: skip
 
-    assert len(eventually(warning, what="Warning event PriorityClassNotFound")) == 1
+    assert len(eventually(warnings, what="Warning event PriorityClassNotFound")) == 1
 
     priority_class = {
         "apiVersion": "scheduling.k8s.io/v1",
@@ -126,12 +138,11 @@ def test_missing_priority_class_is_named_until_it_exists(cluster: Cluster, ns: s
         "value": 1000,
     }
     cluster.kubectl("create", "-f", "-", input=yaml.safe_dump(priority_class))
-    try:
-        deploy = eventually(lambda: get(cluster, ns, "deployment", "btc-paper"), what="deployment")
+    try:  # it appears: the bot is woken and its runtime applied
+        deploy = eventually(lambda: get(cluster, ns, "deployment", CHILD), what="deployment")
         assert deploy["spec"]["template"]["spec"]["priorityClassName"] == name
         eventually(
-            lambda: (c := condition(cluster, ns, "btc", "Ready"))
-            and c["reason"] == "WaitingForRuntime",
+            lambda: condition_reason(cluster, ns, "Ready", "WaitingForRuntime"),
             what="Ready reason WaitingForRuntime",
         )
     finally:

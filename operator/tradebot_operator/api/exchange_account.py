@@ -168,7 +168,10 @@ class ExchangeAccountStatus(CamelModel):
 
     observed_generation: int | None = Field(default=None, ge=0)
     """metadata.generation the status was computed from."""
-    conditions: list[Condition] = conditions_field("Ready and CredentialsReady.")
+    conditions: list[Condition] = conditions_field(
+        "Ready and CredentialsReady; Deletable (while a deletion waits): False, reason InUse, "
+        "while TradingBots still use the account."
+    )
     used_by: list[UsedByName] = used_by_field()
 
 

@@ -79,7 +79,8 @@ class StrategyStatus(CamelModel):
     observed_generation: int | None = Field(default=None, ge=0)
     """metadata.generation the status was computed from."""
     conditions: list[Condition] = conditions_field(
-        "Valid: whether the parameters fit the type; the message names the exact field."
+        "Valid: whether the parameters fit the type; the message names the exact field. "
+        "Deletable (while a deletion waits): False, reason InUse, while TradingBots use it."
     )
     used_by: list[UsedByName] = used_by_field()
 

@@ -9,7 +9,7 @@ and account problems are reported on the bot's referencing field.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from tradebot_operator.api.exchange_account import ExchangeAccount
@@ -30,6 +30,8 @@ class BotInputs:
     strategy: Strategy | None
     accounts: Mapping[str, ExchangeAccount | None]
     settings: OperatorSettings | None
+    priority_class_exists: Callable[[str], bool] | None = None
+    """Whether a PriorityClass of that name exists (None: not checked)."""
 
     @property
     def tenant(self) -> Tenant | None:
@@ -112,6 +114,21 @@ def pod_surface_allowed(inputs: BotInputs) -> Iterator[Problem]:
     tenant = inputs.tenant
     if tenant is not None:
         yield from bot_tenancy_problems(inputs.bot, tenant)
+
+
+@check
+def priority_class_exists(inputs: BotInputs) -> Iterator[Problem]:
+    """Without its PriorityClass no runtime pod can be created (the ReplicaSet's errors
+    are not on the bot): the bot waits for it, and says so."""
+    runtime = inputs.bot.spec.runtime
+    name = runtime.priority_class_name if runtime is not None else None
+    exists = inputs.priority_class_exists
+    if name and exists is not None and not exists(name):
+        yield Problem(
+            "PriorityClassNotFound",
+            "spec.runtime.priorityClassName",
+            f"PriorityClass {name!r} does not exist: no runtime pod can be created until it does",
+        )
 
 
 @check
@@ -321,6 +338,7 @@ def credentials_ready(fit: AccountFit) -> Iterator[Problem]:
 BOT_CHECKS = (
     strategy_usable,
     pod_surface_allowed,
+    priority_class_exists,
     risk_consistent,
     autoscaling_consistent,
     exchanges_usable,
@@ -349,8 +367,12 @@ def validate_bot(
     strategy: Strategy | None,
     accounts: Mapping[str, ExchangeAccount | None],
     settings: OperatorSettings | None = None,
+    *,
+    priority_class_exists: Callable[[str], bool] | None = None,
 ) -> list[Problem]:
     """Everything wrong with ``bot`` given its Strategy (None: not found) and the accounts
     it references (missing or None: not found). Strategy and account problems are reported
-    on the bot's referencing field."""
-    return run_checks(BOT_CHECKS, BotInputs(bot, strategy, accounts, settings))
+    on the bot's referencing field. ``priority_class_exists`` tells whether a PriorityClass
+    exists (None: not checked)."""
+    inputs = BotInputs(bot, strategy, accounts, settings, priority_class_exists)
+    return run_checks(BOT_CHECKS, inputs)

@@ -43,6 +43,12 @@ async def bots_by_reference(namespace: str, name: str, spec: kopf.Spec, **_: Any
     return reference_keys(namespace, name, spec)
 
 
+@kopf.index("scheduling.k8s.io", "v1", "priorityclasses")
+async def priority_classes(name: str, **_: Any) -> dict[Any, Any]:
+    """PriorityClass name -> True: which ones exist (a bot's runtime pods need theirs)."""
+    return {name: True}
+
+
 @kopf.index("coordination.k8s.io", "v1", "leases", labels=MANAGED)
 async def bot_leases(namespace: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     bot = owner_bot(body.get("metadata", {}))

@@ -25,6 +25,7 @@ async def configure(
     account_bodies: kopf.Index[Any, Any],
     bot_leases: kopf.Index[Any, Any],
     bots_by_reference: kopf.Index[Any, Any],
+    priority_classes: kopf.Index[Any, Any],
     **_: Any,
 ) -> None:
     # Our own annotation and finalizer names from day one (never kopf's defaults). kopf's
@@ -56,6 +57,7 @@ async def configure(
         accounts=account_bodies,
         leases=bot_leases,
         bots_by_reference=bots_by_reference,
+        priority_classes=priority_classes,
     )
     context = await OperatorContext.create(operator_settings, process, indexes)
     context.start()

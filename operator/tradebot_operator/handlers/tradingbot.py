@@ -1,8 +1,10 @@
-"""TradingBot and Lease watch events: they only tell the BotController what they saw.
+"""TradingBot, Lease and PriorityClass watch events: they only tell the BotController what
+they saw.
 
 TradingBots are reconciled by the controller's work queue with a fixed pool of workers.
 Every trigger (the bot's own spec change or deletion, a change of a Strategy or
-ExchangeAccount it uses, a Lease holder or readiness change) only enqueues the bot; the
+ExchangeAccount it uses, a Lease holder or readiness change, its PriorityClass appearing
+or going) only enqueues the bot; the
 worker reads everything from the indexes (no API reads in steady state) and schedules the
 bot again when its status could next change on its own.
 """
@@ -28,6 +30,13 @@ async def bot_changed(
     # In-use protection of the Strategy and ExchangeAccounts it starts or stops using.
     gone = type == "DELETED"
     await context.references.bot_changed((namespace, name), None if gone else spec)
+
+
+@kopf.on.event("scheduling.k8s.io", "v1", "priorityclasses")
+async def priority_class_changed(
+    type: str | None, name: str, memo: kopf.Memo, **_: Any
+) -> None:  # fmt: skip
+    context_of(memo).bots.priority_class_event(type, name)
 
 
 @kopf.on.event("coordination.k8s.io", "v1", "leases", labels=MANAGED)

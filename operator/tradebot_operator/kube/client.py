@@ -28,6 +28,50 @@ Manifest = dict[str, Any]
 APPLY = "application/apply-patch+yaml"
 MERGE = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+MAX_ERROR_MESSAGE = 1000
+
+
+def status_message(body: bytes | str | None) -> str | None:
+    """The ``message`` of a Kubernetes ``Status`` response body (None if it is not one)."""
+    if not body:
+        return None
+    try:
+        status = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    message = status.get("message") if isinstance(status, dict) else None
+    return str(message) if message else None
+
+
+class KubeApiError(ApiException):
+    """An error response of the API server, told by the server's own words.
+
+    An ApiException (``status``, ``reason``, raw ``body`` as the generated client sets
+    them, so ``except ApiException`` and ``err.status`` work unchanged), whose text is the
+    Status body's ``message`` instead of the raw body: it goes into conditions and logs.
+    """
+
+    def __init__(self, status: int, reason: str | None, body: bytes | None) -> None:
+        super().__init__(status=status, reason=reason)
+        self.body = body
+        text = body.decode(errors="replace").strip() if body else ""
+        self.message: str = (status_message(body) or text)[:MAX_ERROR_MESSAGE]
+        """The Status body's message (else the body's text; "" when there was none)."""
+
+    def __str__(self) -> str:
+        code = f"{self.status} {self.reason}" if self.reason else str(self.status)
+        return f"{self.message} ({code})" if self.message else f"HTTP {code}"
+
+
+def error_message(exc: BaseException) -> str:
+    """One line for a condition or a log: the API server's message for an API error (also
+    one raised by the generated client, whose text embeds the raw body), else the type
+    and text of the exception."""
+    if isinstance(exc, KubeApiError):
+        return str(exc)
+    if isinstance(exc, ApiException):
+        return str(KubeApiError(exc.status, exc.reason, exc.body))
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_MESSAGE]
 
 
 def _ssl_context(cfg: client.Configuration) -> ssl.SSLContext:
@@ -101,9 +145,7 @@ class KubeClient:
             ) as resp,
         ):
             if resp.status >= 400:
-                err = ApiException(status=resp.status, reason=resp.reason)
-                err.body = await resp.read()  # str(err) shows it: the server's reason
-                raise err
+                raise KubeApiError(resp.status, resp.reason, await resp.read())
             if not want_body:  # applies: the response (with managedFields) is not needed
                 return {}
             result = await resp.json(content_type=None)

@@ -5,6 +5,12 @@ operator's client. Events explain transitions; they must not hold up the writes 
 them happen (children, status): while reconciles are queued (a burst: 1,000 bots applied
 at once) an event waits, at most MAX_DEFER_SECONDS, so that the burst's API budget goes to
 children and status first.
+
+Each transition is posted once. A pass that computes a transition from a body older than
+its own last status write (two handlers of one object racing, e.g. a watch event and a
+timer) would tell it again: an Event identical to one posted for the same object less
+than DUPLICATE_WINDOW_SECONDS ago (same type, reason and message) is the same transition,
+and is not posted twice.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +31,7 @@ log = logging.getLogger(__name__)
 COMPONENT = "tradebot-operator"
 MAX_MESSAGE = 1024
 MAX_DEFER_SECONDS = 20.0
+DUPLICATE_WINDOW_SECONDS = 60.0
 
 
 async def _never_busy() -> None:
@@ -32,6 +40,16 @@ async def _never_busy() -> None:
 
 # (type, reason, message)
 EventSink = Callable[[str, str, str], None]
+
+
+def event_identity(
+    involved: Mapping[str, Any], type_: str, reason: str, message: str
+) -> tuple[str, ...]:
+    """What makes two Events the same: the object (its uid, else kind/namespace/name) and
+    type, reason and (posted, i.e. truncated) message."""
+    meta = involved.get("metadata", {})
+    obj = meta.get("uid") or f"{involved.get('kind')}/{meta.get('namespace')}/{meta.get('name')}"
+    return (str(obj), type_, reason, message[:MAX_MESSAGE])
 
 
 def event_manifest(
@@ -79,6 +97,9 @@ class EventPoster:
         self._queue: asyncio.Queue[tuple[float, Manifest]] = asyncio.Queue(maxsize=backlog)
         self._senders = senders
         self._tasks: list[asyncio.Task[None]] = []
+        self._recent: OrderedDict[tuple[str, ...], float] = OrderedDict()
+        """Identity -> when it was posted (monotonic), oldest first."""
+        self._recent_max = backlog
 
     def sink(self, involved: Mapping[str, Any]) -> EventSink:
         def post(type_: str, reason: str, message: str) -> None:
@@ -87,11 +108,28 @@ class EventPoster:
         return post
 
     def post(self, involved: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        if self._told_recently(event_identity(involved, type_, reason, message)):
+            log.debug("event %s %s already posted; not again", reason, message[:200])
+            return
         event = event_manifest(involved, type_, reason, message, datetime.now(UTC))
         try:
             self._queue.put_nowait((time.monotonic(), event))
         except asyncio.QueueFull:  # a flood of events must not grow memory without bound
             log.warning("event backlog full; dropped %s %s", reason, message[:200])
+
+    def _told_recently(self, identity: tuple[str, ...]) -> bool:
+        """True for an Event posted within DUPLICATE_WINDOW_SECONDS; else remember it."""
+        now = time.monotonic()
+        recent = self._recent
+        while recent and (
+            len(recent) >= self._recent_max
+            or now - next(iter(recent.values())) >= DUPLICATE_WINDOW_SECONDS
+        ):
+            recent.popitem(last=False)
+        if identity in recent:
+            return True
+        recent[identity] = now
+        return False
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._send()) for _ in range(self._senders)]

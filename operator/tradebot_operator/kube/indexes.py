@@ -44,3 +44,6 @@ class Indexes:
     """(namespace, bot) -> LeaseObservation of each of the bot's Leases."""
     bots_by_reference: IndexView
     """("strategy"|"account", namespace, referenced name) -> names of the bots using it."""
+    priority_classes: IndexView | None = None
+    """PriorityClass name -> a marker per existing PriorityClass (None: not indexed, the
+    bots' priorityClassName is not checked)."""

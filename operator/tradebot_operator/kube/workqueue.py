@@ -28,6 +28,16 @@ K = TypeVar("K", bound=Hashable)
 WorkFn = Callable[[K], Awaitable[float | None]]
 
 
+def backoff_delay(failures: int, base: float, cap: float) -> float:
+    """Seconds to wait after ``failures`` consecutive failures before the next attempt:
+    ``base`` after the first, doubled after each further one, never more than ``cap``."""
+    if failures < 1:
+        return 0.0
+    if failures > 64:  # 2**64 * base is beyond any cap (and beyond a float for big ints)
+        return float(cap)
+    return float(min(base * 2 ** (failures - 1), cap))
+
+
 class WorkQueue(Generic[K]):
     def __init__(self, *, backoff_base: float = 0.5, backoff_max: float = 60.0) -> None:
         self._ready: deque[K] = deque()
@@ -114,9 +124,9 @@ class WorkQueue(Generic[K]):
             self._idle.set()
 
     def backoff(self, key: K) -> float:
-        failures = self._failures.get(key, 0)
-        self._failures[key] = failures + 1
-        return float(min(self._backoff_base * 2**failures, self._backoff_max))
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        return backoff_delay(failures, self._backoff_base, self._backoff_max)
 
     # ---- worker pool -----------------------------------------------------------------
 

@@ -145,6 +145,8 @@ class VaultAdmin:
         self._lock = threading.Lock()
         self._slots = asyncio.Semaphore(settings.vault_concurrency)
         self._checks: dict[tuple[str, str, int, str, str], tuple[float, ConditionUpdate]] = {}
+        self._kept_told: set[str] = set()
+        """Grants the sweep leaves to others, already logged."""
 
     # -- session ----------------------------------------------------------------------
 
@@ -284,8 +286,9 @@ class VaultAdmin:
         for name, (ns, bot) in plan.confirm.items():
             if not await bots.exists(ns, bot):
                 doomed.append((name, f"TradingBot {ns}/{bot} does not exist"))
-        for name in plan.kept:
-            log.debug("vault grant %s is not this operator's to judge; kept", name)
+        for name in sorted(set(plan.kept) - self._kept_told):  # once per name and process
+            log.info("vault grant %s names no bot of the watched namespaces; kept", name)
+            self._kept_told.add(name)
         removed = []
         for name, why in doomed:
             log.warning("removing orphaned vault policy and role %s: %s", name, why)

@@ -16,7 +16,7 @@ from typing import Any
 
 from tradebot_contracts.heartbeat import Heartbeat
 from tradebot_operator.controllers.tradingbot.finalize import BotFinalizer
-from tradebot_operator.controllers.tradingbot.inputs import lease_lookup
+from tradebot_operator.controllers.tradingbot.inputs import lease_lookup, priority_class_lookup
 from tradebot_operator.controllers.tradingbot.reconcile import BotReconciler
 from tradebot_operator.controllers.tradingbot.status import lease_observation, owner_bot
 from tradebot_operator.kube.events import EventPoster
@@ -87,6 +87,17 @@ class BotController:
             self._lease_state[lease_key] = state
             self.wake((namespace, bot))
 
+    def priority_class_event(self, type_: str | None, name: str) -> None:
+        """A PriorityClass appeared or went: wake the bots whose runtime asks for it (rare
+        events: one scan of the bots index)."""
+        if type_ not in ("ADDED", "DELETED", None):
+            return  # a change of an existing one changes nothing a pass checks
+        for key, store in list(self.indexes.bots.items()):
+            body = next(iter(store), None)
+            runtime = ((body or {}).get("spec") or {}).get("runtime") or {}
+            if isinstance(runtime, dict) and runtime.get("priorityClassName") == name:
+                self.wake(key)
+
     # ---- one pass ----------------------------------------------------------------------
 
     async def process(self, key: BotKey) -> float | None:
@@ -97,6 +108,8 @@ class BotController:
         strategies = body_lookup(self.indexes.strategies)
         accounts = body_lookup(self.indexes.accounts)
         leases = lease_lookup(self.indexes.leases)
+        index = self.indexes.priority_classes
+        priority_classes = priority_class_lookup(index) if index is not None else None
         if body.get("metadata", {}).get("deletionTimestamp"):
             finalized = await self.finalizer.finalize(key, body, strategies, accounts, leases)
             if finalized.released:
@@ -104,6 +117,7 @@ class BotController:
             return finalized.requeue_after
         await self.finalizer.ensure(key, body)
         result = await self.reconciler.reconcile(
-            body, strategies, accounts, leases, self.events.sink(body)
-        )
+            body, strategies, accounts, leases, self.events.sink(body),
+            priority_classes=priority_classes,
+        )  # fmt: skip
         return result.requeue_after

@@ -21,6 +21,8 @@ from tradebot_operator.settings import OperatorSettings
 
 # (namespace, bot) -> Lease observations of that bot.
 LeaseLookup = Callable[[str, str], Iterable[LeaseObservation]]
+# PriorityClass name -> whether it exists.
+PriorityClassLookup = Callable[[str], bool]
 
 
 def lease_lookup(index: IndexView) -> LeaseLookup:
@@ -28,6 +30,11 @@ def lease_lookup(index: IndexView) -> LeaseLookup:
         return every(index, (ns, bot))
 
     return lookup
+
+
+def priority_class_lookup(index: IndexView) -> PriorityClassLookup:
+    """From the index of PriorityClass names (handlers/indexes.py)."""
+    return lambda name: bool(index.get(name))
 
 
 @dataclass
@@ -52,8 +59,10 @@ def resolve(
     strategies: BodyLookup,
     accounts: BodyLookup,
     settings: OperatorSettings | None = None,
+    priority_classes: PriorityClassLookup | None = None,
 ) -> ResolvedBot:
-    """Parse the bot and everything it refers to; collect every problem."""
+    """Parse the bot and everything it refers to; collect every problem.
+    ``priority_classes`` (None: not checked) tells which PriorityClasses exist."""
     bot, problems = parse(TradingBot, body)
     if bot is None:
         return ResolvedBot(None, None, {}, problems)
@@ -78,7 +87,11 @@ def resolve(
         ]
         resolved_accounts[exchange.account] = account
     if not problems:
-        problems = errors(validate_bot(bot, strategy, resolved_accounts, settings))
+        problems = errors(
+            validate_bot(
+                bot, strategy, resolved_accounts, settings, priority_class_exists=priority_classes
+            )
+        )
     return ResolvedBot(bot, strategy, resolved_accounts, problems)
 
 
@@ -108,13 +121,24 @@ def _credentials_ready(body: Mapping[str, Any] | None) -> tuple[Any, ...] | None
 
 
 def input_fingerprint(
-    body: Mapping[str, Any], strategies: BodyLookup, accounts: BodyLookup
+    body: Mapping[str, Any],
+    strategies: BodyLookup,
+    accounts: BodyLookup,
+    priority_classes: PriorityClassLookup | None = None,
 ) -> tuple[Any, ...]:
-    """Identity and generation of the bot and of everything it references."""
+    """Identity and generation of the bot and of everything it references (for its
+    PriorityClass: whether it exists)."""
     meta, spec = body.get("metadata", {}), body.get("spec") or {}
     ns = meta.get("namespace", "")
     strategy_name = (spec.get("strategyRef") or {}).get("name")
     account_names = [e.get("account") for e in spec.get("exchanges") or [] if isinstance(e, dict)]
+    runtime = spec.get("runtime") or {}
+    priority_class = runtime.get("priorityClassName") if isinstance(runtime, dict) else None
+    priority_class_exists = (
+        priority_classes(priority_class)
+        if priority_classes is not None and isinstance(priority_class, str) and priority_class
+        else None
+    )
     return (
         _generation(body),
         strategy_name,
@@ -126,4 +150,5 @@ def input_fingerprint(
                 for name in account_names
             )
         ),
+        priority_class_exists,
     )

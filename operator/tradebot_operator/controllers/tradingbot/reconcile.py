@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +28,7 @@ from tradebot_operator.builders.vault_policy import bot_grant
 from tradebot_operator.checks import Problem
 from tradebot_operator.controllers.tradingbot.inputs import (
     LeaseLookup,
+    PriorityClassLookup,
     input_fingerprint,
     resolve,
 )
@@ -39,14 +40,16 @@ from tradebot_operator.controllers.tradingbot.status import (
     compute_status,
     next_status_change,
     startup_deadline,
+    transition_event,
     worth_writing,
 )
-from tradebot_operator.kube.client import KubeClient, Manifest
+from tradebot_operator.kube.client import KubeClient, Manifest, error_message
 from tradebot_operator.kube.events import EventSink
 from tradebot_operator.kube.indexes import BodyLookup
 from tradebot_operator.kube.inventory import BotKey, ChildRef, Inventory
 from tradebot_operator.kube.resources import KNOWN
 from tradebot_operator.kube.status import current_status, status_patch, write_status
+from tradebot_operator.kube.workqueue import backoff_delay
 from tradebot_operator.services.vault import VaultAdmin
 from tradebot_operator.settings import OperatorSettings
 
@@ -55,8 +58,23 @@ log = logging.getLogger(__name__)
 BOT_RESOURCE = KNOWN[("tradebot.io/v1alpha1", "TradingBot")]
 # Even with unchanged inputs, re-apply children this often to undo edits made by others.
 RESYNC_SECONDS = 600.0
-# A pass that could not apply the children (API error, Vault down) is retried after this.
+# A pass that could not apply the children (API error, Vault down) is retried after
+# RETRY_SECONDS, then twice as long after each further failure of the same inputs, at most
+# RETRY_MAX_SECONDS; new inputs (a spec change, a referenced object changing) retry at once.
 RETRY_SECONDS = 5.0
+RETRY_MAX_SECONDS = 300.0
+APPLY_ERROR_MAX = 2000
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds before the next apply after ``failures`` consecutive failed ones with the
+    same inputs: 5, 10, 20, 40, ... never more than 300."""
+    return backoff_delay(failures, RETRY_SECONDS, RETRY_MAX_SECONDS)
+
+
+class ChildrenNotApplied(Exception):
+    """The API server refused one or more children; the message names each, with the
+    server's own reason."""
 
 
 @dataclass
@@ -74,6 +92,10 @@ class Plan:
     shards: list[tuple[str, list[tuple[str, int]]]] = field(default_factory=list)
     apply_error: str | None = None
     created: float = field(default_factory=time.monotonic)
+    failures: int = 0
+    """Consecutive failed applies with these inputs (0: applied)."""
+    retry_at: float = 0.0
+    """The clock reading before which a failed apply is not retried (backoff)."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +121,8 @@ class BotReconciler:
     written: dict[BotKey, tuple[str, dict[str, Any]]] = field(default_factory=dict)
     """(resourceVersion our last status write produced, that status): until the watch
     delivers that version, the cached body is older than what is on the object."""
+    clock: Callable[[], float] = time.monotonic
+    """Seconds, monotonic: when plans were made and when a failed apply is retried."""
 
     async def apply_children(
         self, key: BotKey, children: list[Manifest], *, prune: bool = True
@@ -114,7 +138,18 @@ class BotReconciler:
         # one taken anyway, the API server refuses a second controller owner reference (the
         # error names both owners). Objects that are not tradebot's are fenced by the
         # chart's ValidatingAdmissionPolicy (managed-by label), without a read per child.
-        await asyncio.gather(*(self.kube.apply(child) for child in children))
+        results = await asyncio.gather(
+            *(self.kube.apply(child) for child in children), return_exceptions=True
+        )
+        refused = []
+        for child, result in zip(children, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result  # cancellation
+                meta = child.get("metadata", {})
+                refused.append(f"{child.get('kind')} {meta.get('name')}: {error_message(result)}")
+        if refused:
+            raise ChildrenNotApplied("; ".join(refused))
         wanted = {ChildRef.of(child) for child in children}
         if prune:
             for ref in sorted(self.inventory.children(key) - wanted):
@@ -140,32 +175,45 @@ class BotReconciler:
     async def _plan(
         self, key: BotKey, body: Mapping[str, Any], strategies: BodyLookup,
         accounts: BodyLookup, event: EventSink,
+        priority_classes: PriorityClassLookup | None = None,
     ) -> Plan:  # fmt: skip
         """Resolve, validate and apply when the inputs changed; otherwise the cached plan.
 
         Inputs are fingerprinted by uid and generation (status writes do not bump a
-        generation), so a steady bot costs no parsing, building or API call here.
+        generation), so a steady bot costs no parsing, building or API call here. A plan
+        whose apply failed is kept too: with the same inputs the apply is retried only once
+        its backoff (``retry_delay``) is over, whatever wakes the bot meanwhile.
         """
-        fingerprint = input_fingerprint(body, strategies, accounts)
+        fingerprint = input_fingerprint(body, strategies, accounts, priority_classes)
         cached = self.plans.get(key)
+        failures, resync = 0, False
         if cached is not None and cached.fingerprint == fingerprint:
-            if time.monotonic() - cached.created < RESYNC_SECONDS:
+            now = self.clock()
+            if cached.apply_error is not None:
+                if now < cached.retry_at:
+                    return cached
+                failures = cached.failures
+            elif now - cached.created < RESYNC_SECONDS:
                 return cached
-            self.applied.pop(key, None)  # periodic resync: re-apply to undo drift by others
-        resolved = resolve(body, strategies, accounts, self.settings)
+            else:
+                resync = True
+                self.applied.pop(key, None)  # periodic resync: re-apply to undo drift by others
+        resolved = resolve(body, strategies, accounts, self.settings, priority_classes)
         plan = Plan(
             fingerprint,
             resolved.problems,
             suspended=bool(resolved.bot and resolved.bot.spec.suspend),
             halted=resolved.halted,
+            created=self.clock(),
         )
         if not resolved.problems and resolved.bot and resolved.strategy:
             accounts_ok = {k: v for k, v in resolved.accounts.items() if v is not None}
             try:
                 children = desired(resolved.bot, resolved.strategy, accounts_ok, self.settings)
                 first_apply = key not in self.applied
-                if await self.apply_children(key, children) and not first_apply:
-                    # Creation is already told by the phase event; changes are worth one.
+                if await self.apply_children(key, children) and not (first_apply or resync):
+                    # Creation is already told by the phase event, and a resync changes
+                    # nothing of ours; a changed desired set is worth one.
                     event("Normal", "ChildrenUpdated", f"applied {len(children)} objects")
                 if self.vault is not None:  # policy + role follow the bot's accounts
                     await self.vault.sync_bot(bot_grant(resolved.bot, accounts_ok, self.settings))
@@ -180,11 +228,18 @@ class BotReconciler:
                 ]
             except BuildError as exc:
                 plan.problems.append(Problem("BuildFailed", "spec", str(exc)))
-            except Exception as exc:  # API errors: report, retry after RETRY_SECONDS
+            except Exception as exc:  # API errors, Vault: report, retry with backoff
                 self.applied.pop(key, None)
-                plan.apply_error = f"{type(exc).__name__}: {str(exc)[:500]}"
-                log.warning("applying children of %s/%s failed: %s", *key, plan.apply_error)
-                return plan  # not cached: the next pass retries
+                plan.apply_error = (
+                    str(exc) if isinstance(exc, ChildrenNotApplied) else error_message(exc)
+                )[:APPLY_ERROR_MAX]
+                plan.failures = failures + 1
+                delay = retry_delay(plan.failures)
+                plan.retry_at = self.clock() + delay
+                log.warning(
+                    "applying children of %s/%s failed (attempt %d, next in %.0fs): %s",
+                    *key, plan.failures, delay, plan.apply_error,
+                )  # fmt: skip
         self.plans[key] = plan
         return plan
 
@@ -196,12 +251,14 @@ class BotReconciler:
         leases: LeaseLookup,
         event: EventSink,
         now: datetime | None = None,
+        priority_classes: PriorityClassLookup | None = None,
     ) -> PassResult:
-        """One pass: the status now on the object and when the next pass is due."""
+        """One pass: the status now on the object and when the next pass is due.
+        ``priority_classes`` tells which PriorityClasses exist (None: not checked)."""
         now = now or datetime.now(UTC)
         meta = body.get("metadata", {})
         key: BotKey = (meta.get("namespace", ""), meta.get("name", ""))
-        plan = await self._plan(key, body, strategies, accounts, event)
+        plan = await self._plan(key, body, strategies, accounts, event, priority_classes)
         observed = {lease.name: lease for lease in leases(*key)} if plan.shards else {}
         exchanges = [
             ExchangeObservation(
@@ -241,15 +298,9 @@ class BotReconciler:
             version = await write_status(self.kube, BOT_RESOURCE, key[0], key[1], patch)
             if version:
                 self.written[key] = (version, new)
-            old_phase, new_phase = current.get("phase"), new["phase"]
-            if old_phase != new_phase:
-                warn = new_phase in ("Failed", "Degraded")
-                ready = next(c for c in new["conditions"] if c["type"] == "Ready")
-                event(
-                    "Warning" if warn else "Normal",
-                    ready["reason"],
-                    f"phase {old_phase or 'None'} -> {new_phase}: {ready['message']}"[:1000],
-                )
+            told = transition_event(current, new, problems=bool(plan.problems))
+            if told is not None:
+                event(*told)
 
         waits = [next_status_change(exchanges, now, stale_after)]
         ready_condition: dict[str, Any] = next(
@@ -260,7 +311,7 @@ class BotReconciler:
             # a runtime stuck while starting turns the bot Degraded at this time
             waits.append(max(0.0, (deadline - now).total_seconds()) + DEADLINE_MARGIN_SECONDS)
         if plan.apply_error:
-            waits.append(RETRY_SECONDS)
+            waits.append(max(0.0, plan.retry_at - self.clock()))
         else:
-            waits.append(max(0.0, plan.created + RESYNC_SECONDS - time.monotonic()))
+            waits.append(max(0.0, plan.created + RESYNC_SECONDS - self.clock()))
         return PassResult(new, min((w for w in waits if w is not None), default=None))

@@ -22,7 +22,9 @@ from tradebot_operator.kube.conditions import ConditionUpdate, merge_conditions
 
 # Reasons that mean "something the bot refers to does not exist yet": the bot waits
 # (Pending) and reconciles as soon as it appears, instead of failing.
-WAITING_REASONS = frozenset({"StrategyNotFound", "AccountNotFound", "CredentialsNotReady"})
+WAITING_REASONS = frozenset(
+    {"StrategyNotFound", "AccountNotFound", "CredentialsNotReady", "PriorityClassNotFound"}
+)
 
 # Runtime states on the way to a pod's first ready heartbeat (the Lease is written at once
 # on acquisition, before the journal is loaded and reconciled). A bot that has never run
@@ -294,6 +296,30 @@ def compute_status(
     if obs.generation is not None:
         status["observedGeneration"] = obs.generation
     return status
+
+
+def _ready(status: Mapping[str, Any]) -> Mapping[str, Any]:
+    conditions = status.get("conditions") or []
+    return next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), {})
+
+
+def transition_event(
+    current: Mapping[str, Any], new: Mapping[str, Any], *, problems: bool
+) -> tuple[str, str, str] | None:
+    """The one Event (type, reason, message) a status change is worth, or None.
+
+    A transition is a phase change, or a new problem in the same phase (StrategyNotFound,
+    then PriorityClassNotFound: both Pending). It is a Warning when a problem of the
+    bot's inputs (``problems``) causes it or it goes into Failed or Degraded.
+    """
+    old_phase, new_phase = current.get("phase"), new.get("phase")
+    ready = _ready(new)
+    reason = str(ready.get("reason") or new_phase or "")
+    if old_phase == new_phase and not (problems and reason != _ready(current).get("reason")):
+        return None
+    warn = problems or new_phase in ("Failed", "Degraded")
+    prefix = f"phase {old_phase or 'None'} -> {new_phase}: " if old_phase != new_phase else ""
+    return "Warning" if warn else "Normal", reason, f"{prefix}{ready.get('message', '')}"[:1000]
 
 
 # When to write and when to look again -----------------------------------------------------
