@@ -30,6 +30,7 @@ def lease(
     realized: str = "0",
     unrealized: str = "0",
     open_orders: int = 0,
+    quote: str | None = "USDT",
 ) -> LeaseObservation:
     hb = None
     if holder:
@@ -37,6 +38,7 @@ def lease(
             pod=holder, epoch=3, shard=shard, ts=NOW - timedelta(seconds=age),
             state=state, ready=ready, open_orders=open_orders,
             realized_pnl=Decimal(realized), unrealized_pnl=Decimal(unrealized),
+            quote_currency=quote,
         )  # fmt: skip
     return LeaseObservation(
         name=f"bot-acct-{shard}", shard=shard, holder=holder,
@@ -79,11 +81,39 @@ def test_all_shards_ready_is_running_with_pnl_leader_and_ready_column() -> None:
     status = compute_status(obs(ex), None, NOW)
     assert status["phase"] == "Running"
     assert status["pnl"] == "11.25"
-    assert status["summary"] == {"exchangesReady": "1/1", "reason": "", "leader": "pod-a"}
+    assert status["summary"] == {
+        "exchangesReady": "1/1", "reason": "", "leader": "pod-a", "pnl": "11.25 USDT"
+    }  # fmt: skip
     acct = status["exchanges"]["acct"]
     assert acct["openOrders"] == 3
     assert acct["readyShards"] == 2
     assert acct["realizedPnl"] == "11.5"
+
+
+def test_pnl_is_shown_per_currency_when_the_accounts_differ() -> None:
+    usdt = ExchangeObservation(account="a", shards_total=1,
+                               leases=[lease(0, "pod-a", realized="2.50")])  # fmt: skip
+    usdc_lease = lease(0, "pod-b", realized="-1.25", quote="USDC")
+    usdc = ExchangeObservation(account="b", shards_total=1, leases=[usdc_lease])
+    status = compute_status(obs(usdt, usdc), None, NOW)
+    assert "pnl" not in status  # no sum across currencies
+    assert status["summary"]["pnl"] == "-1.25 USDC, 2.50 USDT"
+    assert status["exchanges"]["b"]["quoteCurrency"] == "USDC"
+
+
+def test_status_figures_always_fit_the_crd() -> None:
+    # Seen live: a 33-character PnL (the heartbeat contract counts digits, the CRD counts
+    # the sign too) made the API server refuse every status patch; the bot's status froze
+    # at readyShards 0 while it traded.
+    figure = "-0.005981294099999999999999981189"
+    ex = ExchangeObservation(account="acct", shards_total=2, leases=[
+        lease(0, "pod-a", realized=figure), lease(1, "pod-b", unrealized="0.5")])  # fmt: skip
+    status = compute_status(obs(ex), None, NOW)
+    for text in (status["pnl"], status["exchanges"]["acct"]["realizedPnl"]):
+        assert len(text) <= 32, text
+    assert abs(Decimal(status["exchanges"]["acct"]["realizedPnl"]) - Decimal(figure)) < Decimal(
+        "1e-28"
+    )
 
 
 def test_expired_lease_after_running_is_degraded() -> None:

@@ -125,7 +125,7 @@ TRADING_BOT: Final = KindInfo(
         ),
         PrinterColumn("Phase", "string", ".status.phase", "Lifecycle phase."),
         PrinterColumn("Ready", "string", _condition("Ready"), "Ready condition."),
-        PrinterColumn("PnL", "string", ".status.pnl", "Total profit and loss."),
+        PrinterColumn("PnL", "string", ".status.summary.pnl", "Profit and loss with its currency."),
         AGE,
         PrinterColumn("Leader", "string", ".status.summary.leader", "Leader pod(s).", priority=1),
         PrinterColumn("Reason", "string", ".status.summary.reason", "Reason of Ready.", priority=1),

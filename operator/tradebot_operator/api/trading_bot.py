@@ -280,6 +280,8 @@ class ExchangeStatus(CamelModel):
     """Newest heartbeat of any shard."""
     open_orders: int = Field(default=0, ge=0)
     """Open orders on the exchange."""
+    quote_currency: str | None = Field(default=None, max_length=32)
+    """Currency of this account's money figures (the runtime's quote currency)."""
     position_notional: SignedDecimalString | None = None
     """Sum of position notionals, quote currency."""
     realized_pnl: SignedDecimalString | None = None
@@ -304,6 +306,9 @@ class BotSummary(CamelModel):
     """Leader pod(s), comma-separated."""
     reason: str | None = Field(default=None, max_length=1024)
     """Reason of the Ready condition."""
+    pnl: str | None = Field(default=None, max_length=256)
+    """Profit and loss with its currency, quantized to the currency's precision, e.g.
+    -0.00598129 USDT; one figure per currency when the accounts' currencies differ."""
 
 
 class TradingBotStatus(CamelModel):
@@ -317,7 +322,8 @@ class TradingBotStatus(CamelModel):
     exchanges: dict[str, ExchangeStatus] = Field(default_factory=dict, max_length=MAX_EXCHANGES)
     """Per account name: leader, shards, heartbeat, orders, positions and PnL."""
     pnl: SignedDecimalString | None = None
-    """Realized plus unrealized profit and loss over all accounts (quote currency)."""
+    """Realized plus unrealized profit and loss over all accounts, when they share one
+    quote currency (summary.pnl names it)."""
     summary: BotSummary | None = None
     """Short strings for kubectl printer columns."""
 

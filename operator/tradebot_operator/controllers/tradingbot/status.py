@@ -17,6 +17,7 @@ from typing import Any
 
 from tradebot_contracts.heartbeat import Heartbeat, heartbeat_from_annotations
 from tradebot_contracts.names import LABEL_SHARD
+from tradebot_contracts.types import fit_decimal
 from tradebot_operator.checks import Problem
 from tradebot_operator.kube.conditions import ConditionUpdate, merge_conditions
 
@@ -126,8 +127,9 @@ def _sum(values: Sequence[Decimal | None]) -> Decimal:
 
 
 def _text(value: Decimal) -> str:
-    # Normalised decimal text without exponent: "12.5", "0", "-3.25".
-    return format(value.normalize(), "f") if value else "0"
+    # Plain decimal text as the runtime quantized it ("12.50", "0", "-3.25"), fitted to
+    # the CRD's 32 characters: a sum of figures that each fit may not.
+    return format(fit_decimal(value), "f") if value else "0"
 
 
 def exchange_status(
@@ -152,6 +154,9 @@ def exchange_status(
     if beats:
         newest = max(beats, key=lambda hb: hb.ts)
         status["lastHeartbeat"] = newest.ts.isoformat(timespec="seconds").replace("+00:00", "Z")
+        currency = next((hb.quote_currency for hb in beats if hb.quote_currency), None)
+        if currency:
+            status["quoteCurrency"] = currency
         status["positionNotional"] = _text(_sum([hb.position_notional for hb in beats]))
         status["realizedPnl"] = _text(_sum([hb.realized_pnl for hb in beats]))
         status["unrealizedPnl"] = _text(_sum([hb.unrealized_pnl for hb in beats]))
@@ -271,28 +276,32 @@ def compute_status(
         now=now,
     )
     leaders = [ex["leader"] for ex in exchanges.values() if ex.get("leader")]
-    pnl = _sum(
-        [
-            Decimal(ex[k])
-            for ex in exchanges.values()
-            for k in ("realizedPnl", "unrealizedPnl")
-            if k in ex
-        ]
-    )
+    by_currency: dict[str, Decimal] = {}
+    for ex in exchanges.values():
+        if "realizedPnl" in ex or "unrealizedPnl" in ex:
+            total = _sum([Decimal(ex[k]) for k in ("realizedPnl", "unrealizedPnl") if k in ex])
+            currency = ex.get("quoteCurrency", "")
+            by_currency[currency] = by_currency.get(currency, Decimal(0)) + total
     ready_count = sum(1 for ex in exchanges.values() if ex["readyShards"] >= ex["shardsTotal"] > 0)
     summary: dict[str, Any] = {
         "exchangesReady": f"{ready_count}/{len(obs.exchanges)}",
         "reason": "" if phase == "Running" else reason,
     }
+    if by_currency:
+        summary["pnl"] = ", ".join(
+            f"{_text(amount)} {currency}".strip()
+            for currency, amount in sorted(by_currency.items())
+        )[:256]
     if leaders:
         summary["leader"] = ",".join(leaders)[:253]
     status: dict[str, Any] = {
         "phase": phase,
         "conditions": conditions,
         "exchanges": exchanges,
-        "pnl": _text(pnl),
         "summary": summary,
     }
+    if len(by_currency) == 1:
+        status["pnl"] = _text(next(iter(by_currency.values())))
     if obs.generation is not None:
         status["observedGeneration"] = obs.generation
     return status
