@@ -63,3 +63,14 @@ def test_tests_import_helpers_from_support_not_from_the_plugins() -> None:
             if any(m == "fixtures" or m.startswith("fixtures.") for m in imported):
                 offenders.append(str(path.relative_to(REPO_ROOT)))
     assert offenders == []
+
+
+def test_test_file_names_are_unique_across_the_test_folders() -> None:
+    """Test folders are not packages: pytest imports each test file by its base name, so a
+    second file of the same name anywhere stops the whole collection."""
+    roots = (TESTS, REPO_ROOT / "tools" / "exchange-sim" / "tests")
+    seen: dict[str, Path] = {}
+    for root in roots:
+        for path in sorted(root.rglob("test_*.py")):
+            assert path.name not in seen, f"{path} and {seen[path.name]} share a name"
+            seen[path.name] = path
