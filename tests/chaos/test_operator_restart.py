@@ -50,7 +50,7 @@ LEASE_SECONDS = 10  # generous: a slow kubectl on a loaded machine must not expi
 SLOW = {"TRADEBOT_API_CONCURRENCY": "2", "TRADEBOT_RECONCILE_WORKERS": "2"}
 CHILD_KINDS = (
     "serviceaccounts,roles,rolebindings,configmaps,leases,services,deployments,"
-    "poddisruptionbudgets,horizontalpodautoscalers"
+    "poddisruptionbudgets,horizontalpodautoscalers,networkpolicies"
 )
 
 

@@ -464,7 +464,12 @@ def test_printer_columns_show_status(crds_installed: Cluster, namespace: str) ->
             "phase": "Running",
             "observedGeneration": 1,
             "pnl": "-12.50",
-            "summary": {"exchangesReady": "1/1", "leader": "columns-acct-abc", "reason": "Trading"},
+            "summary": {
+                "exchangesReady": "1/1",
+                "leader": "columns-acct-abc",
+                "reason": "Trading",
+                "pnl": "-12.50 USDT",
+            },
             "conditions": [
                 {
                     "type": "Ready",
@@ -483,6 +488,7 @@ def test_printer_columns_show_status(crds_installed: Cluster, namespace: str) ->
                     "readyShards": 1,
                     "lastHeartbeat": "2025-01-01T00:00:01Z",
                     "openOrders": 2,
+                    "quoteCurrency": "USDT",
                     "positionNotional": "150.25",
                     "realizedPnl": "-14",
                     "unrealizedPnl": "1.50",
@@ -501,5 +507,5 @@ def test_printer_columns_show_status(crds_installed: Cluster, namespace: str) ->
         "NAME", "STRATEGY", "MODE", "EXCHANGES", "PHASE", "READY", "PNL", "AGE", "LEADER", "REASON",
     ]  # fmt: skip
     cells = row.split()
-    assert cells[:7] == [name, "strat", "paper", "1/1", "Running", "True", "-12.50"]
+    assert cells[:8] == [name, "strat", "paper", "1/1", "Running", "True", "-12.50", "USDT"]
     assert cells[-2:] == ["columns-acct-abc", "Trading"]
