@@ -36,6 +36,7 @@ STATE = REPO / ".state" / "tradebot-bench"
 sys.path.insert(0, str(REPO / "tests"))
 
 from support.objects import account, bot, strategy  # noqa: E402
+from support.operator import TEST_TENANCY  # noqa: E402
 from tradebot_contracts.names import LABEL_MANAGED_BY  # noqa: E402
 from tradebot_operator.api import ExchangeAccount, Strategy, TradingBot  # noqa: E402
 from tradebot_operator.builders import desired  # noqa: E402
@@ -260,7 +261,12 @@ def start_operator(kubeconfig: str) -> subprocess.Popen[bytes]:
         f"{REPO}/crds/ && {kubectl} wait --for=condition=Established crd --all --timeout=60s",
     )
     log = STATE / "operator-bench.log"
-    env = {**os.environ, "KUBECONFIG": kubeconfig, "TRADEBOT_LIVENESS_ENDPOINT": LIVENESS}
+    env = {
+        **os.environ,
+        "KUBECONFIG": kubeconfig,
+        "TRADEBOT_LIVENESS_ENDPOINT": LIVENESS,
+        "TRADEBOT_TENANCY": json.dumps(TEST_TENANCY),  # the sample account's loopback endpoint
+    }
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "tradebot_operator"],

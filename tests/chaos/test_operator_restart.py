@@ -35,7 +35,7 @@ from devenv.procs import DevenvError
 from support.chaos import scaled
 from support.cluster import Cluster
 from support.objects import account, beat, bot, strategy
-from support.operator import _session_operator_paused
+from support.operator import TEST_TENANCY, _session_operator_paused
 from support.procs import free_port, stop, wait_until
 from tradebot_contracts.names import lease_name
 from tradebot_operator.api import ExchangeAccount, Strategy, TradingBot
@@ -150,6 +150,7 @@ def _start_operator(
         "TRADEBOT_LIVENESS_ENDPOINT": liveness,
         "TRADEBOT_LOG_FORMAT": "json",
         "TRADEBOT_LEASE_DURATION_SECONDS": str(LEASE_SECONDS),
+        "TRADEBOT_TENANCY": json.dumps(TEST_TENANCY),  # the session operator's policy
     }
     with log.open("ab") as out:
         proc = subprocess.Popen(
