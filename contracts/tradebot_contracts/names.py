@@ -133,6 +133,14 @@ def vault_role_name(namespace: str, bot: str) -> str:
     )
 
 
+def vault_redis_role_name(namespace: str, bot: str) -> str:
+    """Database-engine role issuing the bot's Redis user (its journal role has the bot's
+    policy name, ``vault_role_name``): ``<vault_role_name>-redis``."""
+    return vault_role_name(namespace, bot) + VAULT_REDIS_SUFFIX
+
+
+VAULT_REDIS_SUFFIX: Final = "-redis"
+
 OPERATOR_POLICY_NAME: Final = "tradebot-operator"
 """Name the README and the demo give the operator's own Vault policy."""
 
@@ -140,6 +148,16 @@ OPERATOR_POLICY_NAME: Final = "tradebot-operator"
 def rate_limit_budget_key(namespace: str, account: str) -> str:
     """Key of the shared token bucket of an account (same for every bot using it)."""
     return f"tradebot:ratelimit:{namespace}:{account}"
+
+
+def presence_key(namespace: str, bot: str, account: str) -> str:
+    """Redis sorted set of the live pods of one bot x account (runtime presence.py)."""
+    return f"tradebot:presence:{namespace}:{bot}:{account}"
+
+
+CREDENTIALS_SECRET_LABEL: Final = "tradebot.io/credentials"
+"""A Kubernetes Secret an ExchangeAccount's ``secretRef`` names must carry this label with
+the value ``"true"``: only Secrets meant for tradebot can become an account's keys."""
 
 
 # Labels ---------------------------------------------------------------------------------

@@ -117,25 +117,46 @@ class RateLimitConfig(CamelModel):
     orders_per_10s: int | None = None
 
 
-class VaultCredentials(CamelModel):
-    """Fetch the exchange keys from Vault/OpenBao with Kubernetes auth."""
+class VaultLogin(CamelModel):
+    """How the runtime logs in to Vault/OpenBao: Kubernetes auth with its projected token."""
 
     address: str
     auth_mount: str
     """Mount path of the Kubernetes auth method, e.g. ``kubernetes``."""
     role: str
     """Vault role bound to this bot's ServiceAccount."""
+    token_path: str = f"{VAULT_TOKEN_DIR}/{VAULT_TOKEN_FILE}"
+    """Projected ServiceAccount token with the Vault audience."""
+    ca_cert: str | None = None
+    """PEM CA bundle to verify Vault's TLS certificate with (public, not a secret); unset:
+    the system trust store."""
+
+
+class VaultCredentials(VaultLogin):
+    """Fetch the exchange keys from Vault/OpenBao with Kubernetes auth."""
+
     kv_mount: str
     """Mount of the KV v2 secrets engine, e.g. ``secret``."""
     path: str
     """Secret path inside the KV mount."""
     keys: dict[str, str]
     """ccxt credential name (apiKey, secret, password, uid) -> key inside the Vault secret."""
-    token_path: str = f"{VAULT_TOKEN_DIR}/{VAULT_TOKEN_FILE}"
-    """Projected ServiceAccount token with the Vault audience."""
-    ca_cert: str | None = None
-    """PEM CA bundle to verify Vault's TLS certificate with (public, not a secret); unset:
-    the system trust store."""
+
+
+class DataCredentialsConfig(VaultLogin):
+    """The bot's own short-lived journal (PostgreSQL) and Redis logins, issued by Vault's
+    database secrets engine (``<database_mount>/creds/<role>``). With it, ``journal_dsn``
+    and ``redis_url`` hold only host, port and database: the user name and password come
+    from Vault, are renewed with their lease and replaced before it ends."""
+
+    database_mount: str
+    """Mount of the database secrets engine, e.g. ``database``."""
+    journal_role: str
+    """Database role issuing this bot's PostgreSQL login (row-level security confines it
+    to the bot's own journal rows)."""
+    redis_role: str | None = None
+    """Database role issuing this bot's Redis ACL user (only its accounts' budget keys);
+    unset: the installation gives Redis no per-bot users."""
 
 
 class FileCredentials(CamelModel):
@@ -195,8 +216,13 @@ class RuntimeConfig(CamelModel):
     lease_duration_seconds: int
     metrics_port: int
     journal_dsn: str | None = None
-    """PostgreSQL DSN without a password (the password, if any, is a credential)."""
+    """PostgreSQL DSN without a password (the password, if any, is a credential); with
+    ``data_credentials`` host, port and database only."""
     redis_url: str | None = None
+    """Redis URL without a password; with ``data_credentials`` host, port and db only."""
+    data_credentials: DataCredentialsConfig | None = None
+    """Where the bot's own journal and Redis logins come from (Vault); unset: the DSN's
+    and URL's login (a development setting, one login for every tenant)."""
     config_version: str = ""
     """Hash of the roll-relevant fields (see compute_config_version)."""
 
@@ -248,6 +274,7 @@ __all__ = [
     "VAULT_TOKEN_FILE",
     "AllocationConfig",
     "CredentialsConfig",
+    "DataCredentialsConfig",
     "DeleteRequest",
     "FileCredentials",
     "PythonStrategyRef",
@@ -257,6 +284,7 @@ __all__ = [
     "ShardConfig",
     "StrategyConfig",
     "VaultCredentials",
+    "VaultLogin",
     "canonical_json",
     "compute_config_version",
 ]

@@ -19,8 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from tradebot_operator.installation import NetworkPolicySettings, TenancyPolicy
 
@@ -87,14 +88,45 @@ class OperatorSettings(BaseModel):
     during a deletion); also once at start-up."""
 
     journal_dsn: str | None = None
-    """PostgreSQL DSN for the runtime journal, without a password."""
+    """PostgreSQL DSN for the runtime journal, without a password (refused with one: it
+    would be copied into every bot's ConfigMap)."""
     redis_url: str | None = None
-    """Redis URL of the shared rate-limit buckets."""
+    """Redis URL of the shared rate-limit buckets, without a password."""
+    vault_database_mount: str | None = None
+    """Mount of Vault's database secrets engine. Set: every bot gets its own short-lived
+    journal login (and Redis user with ``vault_redis_connection``) from a role the operator
+    writes there, and its ConfigMap holds only host, port and database. Unset: the DSN's
+    own login, shared by every tenant (development only)."""
+    vault_journal_connection: str = "tradebot-journal"
+    """Name of the engine's PostgreSQL connection (``<mount>/config/<name>``), set up by
+    the installer with a login that may create roles."""
+    vault_redis_connection: str | None = None
+    """Name of the engine's Redis connection; unset: no per-bot Redis users."""
+    vault_data_ttl: str = Field(default="1h", pattern=r"^[0-9]+[smh]$")
+    """Lease of an issued journal/Redis login; the runtime renews it."""
+    vault_data_max_ttl: str = Field(default="24h", pattern=r"^[0-9]+[smh]$")
+    """Longest life of one login; the runtime takes a new one before it ends."""
 
     tenancy: TenancyPolicy = TenancyPolicy()
     """What a namespace may ask for (Vault prefix, endpoints, images, pod placement)."""
     network_policy: NetworkPolicySettings = NetworkPolicySettings()
     """The NetworkPolicy every bot's pods get (on by default)."""
+
+    @field_validator("journal_dsn", "redis_url")
+    @classmethod
+    def _no_password(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and urlsplit(value).password is not None:
+            raise ValueError(
+                f"{ENV_PREFIX}{str(info.field_name).upper()} carries a password: it would be "
+                "written into every bot's ConfigMap; give per-bot logins with "
+                f"{ENV_PREFIX}VAULT_DATABASE_MOUNT instead"
+            )
+        return value
+
+    @property
+    def data_credentials(self) -> bool:
+        """Every bot gets its own journal (and Redis) login from Vault."""
+        return self.vault_managed and self.vault_database_mount is not None
 
     @property
     def vault_managed(self) -> bool:

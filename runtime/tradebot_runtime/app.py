@@ -46,6 +46,7 @@ from tradebot_runtime.bootstrap import (
     open_exchange,
     retry,
 )
+from tradebot_runtime.data_logins import DataLogins
 from tradebot_runtime.exchange.paper import DEFAULT_FEE_RATE, PaperBroker
 from tradebot_runtime.heartbeats import Heartbeats
 from tradebot_runtime.identity import Identity
@@ -99,12 +100,30 @@ class RuntimeApp(Probes, Heartbeats, LiveConfig, OrderPolling, ShardSlots, Shutd
         dsn = config.journal_dsn or os.environ.get(env.JOURNAL_DSN)
         if not dsn:
             raise SystemExit("no journal DSN: set journalDsn in the operator settings")
-        self.journal = await retry("journal", lambda: Journal.connect(dsn))
+        logins = None
+        if config.data_credentials is not None:  # the bot's own logins, from Vault
+            logins = DataLogins(config.data_credentials)
+            await retry("vault data logins", logins.start)
+            self.data_logins = logins
+        user, password = (
+            (logins.journal.username, logins.journal.password) if logins else (None, None)
+        )
+        self.journal = await retry(
+            "journal", lambda: Journal.connect(dsn, user=user, password=password)
+        )
+        if logins is not None:
+            journal = self.journal
+            logins.on_change(
+                "journal", lambda login: journal.use_login(login.username, login.password)
+            )
         redis_url = config.redis_url or os.environ.get(env.REDIS_URL)
         if redis_url:
             import redis.asyncio as redis
 
-            self.redis = redis.Redis.from_url(redis_url, socket_timeout=1.0)
+            provider = logins.redis_credentials() if logins else None
+            self.redis = redis.Redis.from_url(
+                redis_url, socket_timeout=1.0, credential_provider=provider
+            )
         ids = ClientOrderIds(config.exchange, self.bot_id, config.account)
         fee = Decimal(os.environ.get(env.PAPER_FEE_RATE) or DEFAULT_FEE_RATE)
         access = await open_exchange(config, ids, fee_rate=fee)
@@ -213,6 +232,12 @@ class RuntimeApp(Probes, Heartbeats, LiveConfig, OrderPolling, ShardSlots, Shutd
                 asyncio.create_task(self._guard("poll", self.poll_loop()), name="poll"),
                 asyncio.create_task(self._guard("config", self.watch_config()), name="config"),
             ]
+            if self.data_logins is not None:
+                self.tasks.append(
+                    asyncio.create_task(
+                        self._guard("data_logins", self.data_logins.run()), name="data_logins"
+                    )
+                )
             if self.credentials is not None:
                 self.tasks.append(
                     asyncio.create_task(

@@ -19,6 +19,7 @@ from tradebot_contracts import env
 from tradebot_contracts.runtime_config import DeleteRequest, RuntimeConfig
 from tradebot_contracts.types import TradingState
 from tradebot_runtime.credentials import CredentialsProvider, credentials_refusal
+from tradebot_runtime.data_logins import DataLogins
 from tradebot_runtime.domain import Bar
 from tradebot_runtime.engine import ShardEngine
 from tradebot_runtime.exchange.client import ExchangeClient
@@ -103,6 +104,8 @@ class AppState:
         self.leases: LeaseManager | None = None
         self.http: web.AppRunner | None = None
         self.credentials: CredentialsProvider | None = None
+        self.data_logins: DataLogins | None = None
+        """The bot's own journal and Redis logins (Vault), when the installation gives them."""
         self.refusal = credentials_refusal(config)
         """Why no shard of this pod may trade (a paper bot on a sandbox or live account):
         held shards report it in their heartbeat (state Error) and never start."""

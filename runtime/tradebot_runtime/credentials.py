@@ -45,7 +45,12 @@ from typing import Any, Final
 from prometheus_client import Counter, Gauge
 
 from tradebot_contracts import env
-from tradebot_contracts.runtime_config import CredentialsConfig, RuntimeConfig, VaultCredentials
+from tradebot_contracts.runtime_config import (
+    CredentialsConfig,
+    RuntimeConfig,
+    VaultCredentials,
+    VaultLogin,
+)
 
 DEFAULT_POLL_SECONDS: Final = 30.0
 VAULT_HTTP_TIMEOUT: Final = 5
@@ -104,12 +109,12 @@ def read_directory(directory: str, environ: dict[str, str] | None = None) -> dic
     return found
 
 
-def vault_token_path(vault: VaultCredentials, environ: dict[str, str] | None = None) -> Path:
+def vault_token_path(vault: VaultLogin, environ: dict[str, str] | None = None) -> Path:
     e = os.environ if environ is None else environ
     return container_path(e.get(env.VAULT_TOKEN_PATH) or vault.token_path, environ)
 
 
-def vault_verify(vault: VaultCredentials) -> bool | str:
+def vault_verify(vault: VaultLogin) -> bool | str:
     """``verify`` for hvac/requests: the config's CA bundle (``caCert``, rendered by the
     operator from its Vault CA setting) written once to a file in the temp dir (the pod's
     writable /tmp), or True (the system trust store) when there is none."""
@@ -159,11 +164,12 @@ Listener = Callable[[Mapping[str, str]], None]
 
 
 class VaultSession:
-    """Synchronous hvac session of one pod (called from worker threads only)."""
+    """Synchronous hvac session of one pod (called from worker threads only): the
+    Kubernetes-auth login and its renewal; ``version``/``read`` need a KV v2 secret."""
 
     def __init__(
         self,
-        vault: VaultCredentials,
+        vault: VaultLogin,
         environ: dict[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -214,24 +220,30 @@ class VaultSession:
         except VaultError:
             self.login()
 
+    def _kv(self) -> VaultCredentials:
+        if not isinstance(self.vault, VaultCredentials):
+            raise CredentialsError("this Vault session has no KV secret to read")
+        return self.vault
+
     def version(self) -> int:
         """Current version of the secret, from the metadata endpoint (no values)."""
+        kv = self._kv()
         response = self.client.secrets.kv.v2.read_secret_metadata(
-            path=self.vault.path, mount_point=self.vault.kv_mount
+            path=kv.path, mount_point=kv.kv_mount
         )
         return int(response["data"]["current_version"])
 
     def read(self) -> tuple[int, dict[str, str]]:
+        kv = self._kv()
         response: dict[str, Any] = self.client.secrets.kv.v2.read_secret_version(
-            path=self.vault.path, mount_point=self.vault.kv_mount, raise_on_deleted_version=True
+            path=kv.path, mount_point=kv.kv_mount, raise_on_deleted_version=True
         )
         data = response["data"]["data"]
         version = int(response["data"]["metadata"]["version"])
-        missing = [k for k in self.vault.keys.values() if k not in data]
+        missing = [k for k in kv.keys.values() if k not in data]
         if missing:
-            where = f"{self.vault.kv_mount}/{self.vault.path}"
-            raise CredentialsError(f"vault secret {where} lacks {missing}")
-        values = {credential: str(data[key]) for credential, key in self.vault.keys.items()}
+            raise CredentialsError(f"vault secret {kv.kv_mount}/{kv.path} lacks {missing}")
+        values = {credential: str(data[key]) for credential, key in kv.keys.items()}
         data.clear()
         return version, values
 

@@ -13,9 +13,9 @@ import time
 
 import redis.asyncio as redis
 
+from tradebot_contracts.names import presence_key
 
-def presence_key(namespace: str, bot: str, account: str) -> str:
-    return f"tradebot:presence:{namespace}:{bot}:{account}"
+__all__ = ["RedisPresence", "presence_key"]
 
 
 class RedisPresence:

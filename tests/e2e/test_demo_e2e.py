@@ -16,6 +16,7 @@ and container logs, /proc environ and cmdline of every runtime process, every po
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.request
 import uuid
@@ -24,13 +25,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+import asyncpg
 import pytest
 from hvac.exceptions import InvalidPath
 
 from devenv import openbao
 from devenv.demo import metrics_urls
 from devenv.stack import Stack
-from tradebot_contracts.names import lease_name, vault_role_name
+from tradebot_contracts.names import CREDENTIALS_SECRET_LABEL, lease_name, vault_role_name
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
@@ -61,7 +63,9 @@ def objects(stack: Stack, ns: str, eth_price: Decimal) -> list[dict[str, Any]]:
             "maxOrdersPerMinute": 120, "priceBandPercent": "10"}  # fmt: skip
     bot = {"mode": "paper", "onDelete": "cancelOrders", "runtime": place, "risk": risk}
     return [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sim-keys", "namespace": ns},
+        {"apiVersion": "v1", "kind": "Secret",
+         "metadata": {"name": "sim-keys", "namespace": ns,
+                      "labels": {CREDENTIALS_SECRET_LABEL: "true"}},
          "stringData": {"apiKey": paper.api_key, "secret": paper.secret}},
         {"apiVersion": "tradebot.io/v1alpha1", "kind": "ExchangeAccount",
          "metadata": {"name": ACCOUNT, "namespace": ns},
@@ -128,8 +132,11 @@ def test_bots_trade_fail_over_halt_and_clean_up(e2e_stack: Stack) -> None:
     kube.apply(objects(stack, ns, eth))
     try:
         run_scenario(stack, ns)
+        assert_bots_use_their_own_data_logins(stack, ns)
         assert_vault_bot_traded_and_no_canary(stack, ns, {
             "vault secret (canary)": sandbox.secret, "vault apiKey": sandbox.api_key,
+            "journal owner's password": stack.postgres.password or "",
+            "redis admin's password": stack.redis.password or "",
         })  # fmt: skip
     finally:
         kube.kubectl("delete", "namespace", ns, "--wait=false", check=False)
@@ -223,6 +230,35 @@ def run_scenario(stack: Stack, ns: str) -> None:
     eventually(children_gone, 60, "grid's children garbage-collected")
 
 
+def assert_bots_use_their_own_data_logins(stack: Stack, ns: str) -> None:
+    """Every running bot's pods are connected to the journal with a login Vault issued for
+    that bot (journal_logins), none with the owner's; and no Redis command of a runtime was
+    refused by its ACL user (budget and presence keys are all its own)."""
+    assert stack.postgres.password and stack.redis.password  # both refuse anonymous logins
+
+    async def read() -> tuple[dict[str, str], set[str]]:
+        conn = await asyncpg.connect(stack.postgres.dsn)
+        try:
+            logins = {r["login"]: r["bot"] for r in await conn.fetch(
+                "SELECT login, bot FROM journal_logins WHERE bot LIKE $1", f"{ns}/%")}  # fmt: skip
+            active = "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = 'tradebot'"
+            users = {r["usename"] for r in await conn.fetch(active)}
+            return logins, users
+        finally:
+            await conn.close()
+
+    def connected() -> set[str] | None:
+        logins, users = asyncio.run(read())
+        bots = {logins[u].split("/", 1)[1] for u in users if u in logins}
+        return bots if {"sma", VAULT_BOT} <= bots else None
+
+    eventually(connected, 30, "sma and vbot connected with their own journal logins")
+    for log in stack.runner.logs_dir.glob(f"{ns}_*/runtime/0.log"):
+        refused = [line for line in log.read_text(errors="replace").splitlines()
+                   if "no permissions" in line]  # fmt: skip
+        assert not refused, f"{log.name}: {refused[:3]}"
+
+
 def runtime_processes(stack: Stack) -> dict[int, dict[str, str]]:
     """pid -> environ of every runtime process the stack's pod runner started."""
     root = f"PODRUNNER_ROOT={stack.runner.workdir.resolve()}/"
@@ -310,10 +346,13 @@ def assert_vault_bot_traded_and_no_canary(stack: Stack, ns: str, canaries: dict[
         if f"/{VAULT_BOT}-" in pod:
             assert "tradebot_credentials_usable 1.0" in text
 
-    # Positive control: the exchange (simulator) holds the same values, and the scan finds
-    # them there.
-    exchange_side = (stack.state / "simulator" / "accounts.json").read_text()
-    assert all(value in exchange_side for value in canaries.values())
+    # Positive control: the exchange (simulator) and the servers' own files hold the same
+    # values, and the scan finds them there.
+    exchange_side = "".join(
+        (stack.state / name).read_text()
+        for name in ("simulator/accounts.json", "postgres/pwfile", "redis/redis.conf")
+    )
+    assert all(value and value in exchange_side for value in canaries.values())
     leaks = [f"{what} in {where}" for where, text in places.items()
              for what, value in canaries.items() if value in text]  # fmt: skip
     scanned, took = sum(len(t) for t in places.values()), time.monotonic() - started

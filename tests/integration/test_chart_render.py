@@ -54,6 +54,9 @@ ALL_FEATURES = [
     "--set", "networkPolicy.vault.cidrs={10.22.0.0/24}",
     "--set", "networkPolicy.apiServer.cidrs={172.18.0.2/32}",
     "--set", "vault.address=https://vault.vault.svc:8200",
+    "--set", "vault.operatorAuth.role=tradebot-operator",
+    "--set", "vault.database.mount=database",
+    "--set", "vault.database.redisConnection=tradebot-redis",
 ]  # fmt: skip
 
 
@@ -114,6 +117,8 @@ BAD_VALUES = [
     ("runtime.redisUrl=redis://redis:6379/0", "networkPolicy.redis.cidrs is empty"),
     ("metrics.prometheusRule.exchangeErrorRatio=2", "/metrics/prometheusRule/exchangeErrorRatio"),
     ("tests.timeoutSeconds=1", "/tests/timeoutSeconds"),
+    ("vault.database.mount=data base", "/vault/database/mount"),
+    ("vault.database.ttl=1d", "/vault/database/ttl"),
 ]
 
 
@@ -136,6 +141,10 @@ def test_operator_environment_is_what_the_operator_reads(helm: str) -> None:
     assert settings.redis_url == "redis://redis:6379/0"
     assert settings.runtime_image == "tradebot:0.1.0" == container["image"]
     assert settings.credentials_delivery == "vault"
+    assert settings.data_credentials and settings.vault_database_mount == "database"
+    assert (settings.vault_journal_connection, settings.vault_redis_connection) == (
+        "tradebot-journal", "tradebot-redis"
+    )  # fmt: skip
     assert container["command"] == ["python", "-m", "tradebot_operator"]
     port = container["ports"][0]["containerPort"]
     assert env["TRADEBOT_LIVENESS_ENDPOINT"] == f"http://0.0.0.0:{port}/healthz"
@@ -320,3 +329,19 @@ def test_argocd_applications_point_at_real_sources(helm: str, tmp_path: Path) ->
     values.write_text(yaml.safe_dump(chart_app["spec"]["source"]["helm"]["valuesObject"]))
     docs = render(helm, "--values", str(values))
     assert only(docs, "PrometheusRule") and only(docs, "ServiceMonitor")
+
+
+def test_the_operator_reads_secret_metadata_only_when_development_secrets_are_allowed(
+    helm: str,
+) -> None:
+    def secret_rules(*args: str) -> list[dict[str, Any]]:
+        return [
+            rule
+            for role in only(render(helm, *args), "ClusterRole")
+            for rule in role.get("rules") or []
+            if "secrets" in rule["resources"]
+        ]
+
+    assert secret_rules() == []
+    (rule,) = secret_rules("--set", "tenancy.allowSecretRef=true")
+    assert rule["verbs"] == ["get"]

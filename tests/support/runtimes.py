@@ -30,6 +30,7 @@ from support.pod_env import PodFields, process_env
 from support.procs import free_port, stop, wait_until
 from support.servers import Postgres, Redis
 from tradebot_contracts import env as envvars
+from tradebot_contracts.names import CREDENTIALS_SECRET_LABEL
 from tradebot_contracts.runtime_config import CONFIG_KEY, CREDENTIALS_DIR, RuntimeConfig
 from tradebot_runtime.domain import Fill, Side
 from tradebot_runtime.positions import PositionBook
@@ -289,6 +290,7 @@ def setup_bot(
         cluster.kubectl("create", "secret", "generic", "sim-keys", "-n", ns,
                         f"--from-literal=key={API_KEY}",
                         f"--from-literal=secret={SECRET}")  # fmt: skip
+        cluster.kubectl("label", "secret", "sim-keys", "-n", ns, f"{CREDENTIALS_SECRET_LABEL}=true")
         keys = {"apiKey": "key", "secret": "secret"}
         secret_ref = {"secretRef": {"name": "sim-keys", "keys": keys}}
         sim_account = account("sim", endpoint=sim_url, credentials=secret_ref)

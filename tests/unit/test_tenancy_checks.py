@@ -226,3 +226,16 @@ def test_a_python_strategys_image_is_bounded_too() -> None:
         }
     )
     assert reasons(strategy_tenancy_problems(strategy, tenant())) == ["ImageNotAllowed"]
+
+
+def test_a_secret_ref_is_ready_only_for_an_existing_secret_labelled_for_tradebot() -> None:
+    from tradebot_contracts.names import CREDENTIALS_SECRET_LABEL
+    from tradebot_operator.controllers.references.status import secret_ref_check
+
+    assert secret_ref_check("keys", None).reason == "SecretNotFound"
+    unlabelled = secret_ref_check("keys", {"metadata": {"labels": {"app": "db"}}})
+    assert (unlabelled.status, unlabelled.reason) == ("False", "SecretNotLabelled")
+    wrong_value = {"metadata": {"labels": {CREDENTIALS_SECRET_LABEL: "yes"}}}
+    assert secret_ref_check("keys", wrong_value).status == "False"
+    ok = secret_ref_check("keys", {"metadata": {"labels": {CREDENTIALS_SECRET_LABEL: "true"}}})
+    assert (ok.status, ok.reason) == ("True", "SecretRefDevelopmentOnly")

@@ -111,7 +111,8 @@ def volumes(ctx: ExchangeContext) -> list[Manifest]:
         {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": ctx.settings.tmp_size_limit}},
     ]
     credentials = ctx.config.credentials
-    if credentials.source == "vault":
+    # The runtime logs in to Vault for its exchange keys or its own journal/Redis logins.
+    if credentials.source == "vault" or ctx.config.data_credentials is not None:
         out.append(
             {
                 "name": VAULT_TOKEN_VOLUME,

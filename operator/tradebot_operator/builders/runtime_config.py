@@ -20,6 +20,7 @@ from tradebot_contracts.types import stricter_trading_state
 from tradebot_operator.api.exchange_account import CredentialKeys, ExchangeAccount
 from tradebot_operator.api.strategy import Strategy
 from tradebot_operator.api.trading_bot import BotExchange, TradingBot
+from tradebot_operator.builders.data_access import data_credentials_config, without_login
 from tradebot_operator.builders.meta import BuildError, namespace_of
 from tradebot_operator.builders.shards import shard_configs
 from tradebot_operator.settings import OperatorSettings
@@ -93,6 +94,7 @@ def build_runtime_config(
 ) -> RuntimeConfig:
     namespace = namespace_of(bot)
     rate_limit = account.spec.rate_limit
+    logins = data_credentials_config(namespace, bot.metadata.name, settings)
     risk = bot.spec.risk
     config = RuntimeConfig(
         bot=bot.metadata.name,
@@ -133,7 +135,8 @@ def build_runtime_config(
         delete_request=delete_request,
         lease_duration_seconds=settings.lease_duration_seconds,
         metrics_port=settings.metrics_port,
-        journal_dsn=settings.journal_dsn,
-        redis_url=settings.redis_url,
+        journal_dsn=without_login(settings.journal_dsn) if logins else settings.journal_dsn,
+        redis_url=without_login(settings.redis_url) if logins else settings.redis_url,
+        data_credentials=logins,
     )
     return config.with_config_version()

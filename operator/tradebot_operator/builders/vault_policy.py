@@ -26,6 +26,7 @@ from tradebot_contracts.names import (
 )
 from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.trading_bot import TradingBot
+from tradebot_operator.builders.data_access import DatabaseRole, database_roles
 from tradebot_operator.builders.runtime_config import credential_files
 from tradebot_operator.settings import OperatorSettings
 
@@ -57,10 +58,19 @@ class BotGrant:
     audience: str | None
     token_ttl: str
     token_max_ttl: str
+    database_mount: str | None = None
+    database_roles: tuple[DatabaseRole, ...] = ()
+    """The bot's journal and Redis login roles (builders/data_access.py)."""
+
+    @property
+    def needs_nothing(self) -> bool:
+        """No secret and no login: the grant is removed."""
+        return not self.secrets and not self.database_roles
 
     @property
     def policy(self) -> str:
-        return policy_hcl(self.secrets, owner=(self.namespace, self.bot))
+        creds = tuple(f"{self.database_mount}/creds/{role.name}" for role in self.database_roles)
+        return policy_hcl(self.secrets, owner=(self.namespace, self.bot), creds=creds)
 
     def role(self) -> dict[str, Any]:
         """Keyword arguments of hvac's ``auth.kubernetes.create_role`` (without mount)."""
@@ -98,13 +108,19 @@ def grant_owner(policy: str | None) -> tuple[str, str] | None:
     return (found.group(1), found.group(2)) if found else None
 
 
-def policy_hcl(secrets: tuple[SecretPath, ...], owner: tuple[str, str] | None = None) -> str:
-    """``read`` on exactly the data and metadata paths of ``secrets``; sorted, stable.
-    ``owner`` (namespace, bot): the bot the policy belongs to, written as a comment."""
+def policy_hcl(
+    secrets: tuple[SecretPath, ...],
+    owner: tuple[str, str] | None = None,
+    creds: tuple[str, ...] = (),
+) -> str:
+    """``read`` on exactly the data and metadata paths of ``secrets`` and on the
+    database-engine ``creds`` paths (the bot's own journal and Redis logins); sorted,
+    stable. ``owner`` (namespace, bot): the bot the policy belongs to, as a comment."""
     stanzas = []
-    for secret in sorted(set(secrets), key=lambda s: (s.mount, s.path)):
-        for path in (secret.data, secret.metadata):
-            stanzas.append(f'path {_quoted(path)} {{\n  capabilities = ["read"]\n}}\n')
+    paths = [p for s in sorted(set(secrets), key=lambda s: (s.mount, s.path))
+             for p in (s.data, s.metadata)]  # fmt: skip
+    for path in (*paths, *sorted(creds)):
+        stanzas.append(f'path {_quoted(path)} {{\n  capabilities = ["read"]\n}}\n')
     header = "# managed by tradebot-operator; edits are overwritten\n"
     if owner is not None:
         header += owner_comment(*owner)
@@ -134,6 +150,7 @@ def bot_grant(
     name = bot.metadata.name
     audience = None if settings.credentials_delivery == "injector" else settings.vault_audience
     used = {n: a for n, a in accounts.items() if n in {e.account for e in bot.spec.exchanges}}
+    account_names = [e.account for e in bot.spec.exchanges]
     return BotGrant(
         namespace=namespace,
         bot=name,
@@ -143,6 +160,8 @@ def bot_grant(
         audience=audience,
         token_ttl=settings.vault_role_token_ttl,
         token_max_ttl=settings.vault_role_token_max_ttl,
+        database_mount=settings.vault_database_mount,
+        database_roles=database_roles(namespace, name, account_names, settings),
     )
 
 
@@ -155,7 +174,9 @@ def mapped_keys(account: ExchangeAccount) -> list[str]:
 
 
 def operator_policy_hcl(
-    auth_mount: str = "kubernetes", secret_paths: tuple[str, ...] = ("secret/data/tradebot/*",)
+    auth_mount: str = "kubernetes",
+    secret_paths: tuple[str, ...] = ("secret/data/tradebot/*",),
+    database_mount: str | None = None,
 ) -> str:
     """The policy the operator ITSELF needs (its token or its Kubernetes-auth role):
     write and delete the per-bot policies (hvac: ``sys/policy/<name>``) and roles, both
@@ -163,7 +184,9 @@ def operator_policy_hcl(
     never match this policy's own name —, list both (the sweep that removes grants of
     deleted bots), and read the KV v2 data of the accounts' secrets for the
     CredentialsReady check (key names only are kept).
-    ``secret_paths``: the ``<mount>/data/<path>`` globs your ExchangeAccounts use."""
+    ``secret_paths``: the ``<mount>/data/<path>`` globs your ExchangeAccounts use.
+    ``database_mount``: the database secrets engine whose per-bot roles (also
+    ``tradebot-bot-*``) the operator writes; it never reads their credentials."""
     manage = '["create", "read", "update", "delete"]'
     prefix = VAULT_BOT_PREFIX
     lines = [
@@ -173,6 +196,11 @@ def operator_policy_hcl(
         f'path "auth/{auth_mount}/role" {{ capabilities = ["list"] }}',
         *(f'path "{p}" {{ capabilities = ["read"] }}' for p in secret_paths),
     ]
+    if database_mount is not None:
+        lines += [
+            f'path "{database_mount}/roles/{prefix}*" {{ capabilities = {manage} }}',
+            f'path "{database_mount}/roles" {{ capabilities = ["list"] }}',
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -188,9 +216,12 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         help="<mount>/data/<path> glob of the accounts' secrets (repeatable)",
     )
+    parser.add_argument(
+        "--database-mount", help="database secrets engine of the per-bot journal/Redis logins"
+    )
     args = parser.parse_args(argv)
     paths = tuple(args.secret_path) if args.secret_path else ("secret/data/tradebot/*",)
-    print(operator_policy_hcl(args.auth_mount, paths), end="")
+    print(operator_policy_hcl(args.auth_mount, paths, args.database_mount), end="")
 
 
 if __name__ == "__main__":

@@ -310,16 +310,22 @@ def credentials_ready(fit: AccountFit) -> Iterator[Problem]:
     """A sandbox/live account whose Vault secret is not ready keeps the bot out of Running:
     False always; Unknown too when the operator checks Vault itself (not checked yet,
     Vault unreachable). Without operator-side Vault the condition is always Unknown and
-    the runtime is the judge."""
+    the runtime is the judge. A secretRef account (any mode) must be True: its Secret
+    exists and carries the tradebot label."""
     account, settings = fit.account, fit.entry.inputs.settings
     credentials = account.spec.credentials
-    if account.spec.mode == "paper" or credentials is None or credentials.vault is None:
+    if credentials is None:
+        return
+    # A secretRef Secret is mounted into the pod whatever the mode: the operator always
+    # checks it (present, labelled for tradebot) and nothing runs until it has.
+    secret_ref = credentials.secret_ref is not None
+    if not secret_ref and (account.spec.mode == "paper" or credentials.vault is None):
         return
     status = account.status
     condition = next(
         (c for c in (status.conditions if status else []) if c.type == "CredentialsReady"), None
     )
-    managed = settings is not None and settings.vault_managed
+    managed = secret_ref or (settings is not None and settings.vault_managed)
     blocking = {"False", "Unknown"} if managed else {"False"}
     if condition is not None and condition.status not in blocking:
         return

@@ -43,6 +43,9 @@ def status_message(body: bytes | str | None) -> str | None:
     return str(message) if message else None
 
 
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
+
 class KubeApiError(ApiException):
     """An error response of the API server, told by the server's own words.
 
@@ -111,8 +114,8 @@ class KubeClient:
     async def close(self) -> None:
         await self._session.close()
 
-    async def _headers(self, content_type: str) -> dict[str, str]:
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+    async def _headers(self, content_type: str, accept: str = "application/json") -> dict[str, str]:
+        headers = {"Accept": accept, "Content-Type": content_type}
         # Refreshes an expiring service-account or exec token when the loader set a hook.
         auth = await self._cfg.auth_settings()
         bearer = auth.get("BearerToken")
@@ -129,9 +132,10 @@ class KubeClient:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
         want_body: bool = True,
+        accept: str = "application/json",
     ) -> Manifest:
         data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
-        headers = await self._headers(content_type)
+        headers = await self._headers(content_type, accept)
         async with (
             self._slots,
             self._session.request(
@@ -192,6 +196,18 @@ class KubeClient:
     async def get(self, res: Resource, namespace: str | None, name: str) -> Manifest | None:
         try:
             return await self._call("GET", res.object_path(namespace, name))
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+
+    async def get_metadata(self, res: Resource, namespace: str, name: str) -> Manifest | None:
+        """The object's metadata only (PartialObjectMetadata: no data, no spec); None on
+        404. For Secrets: the server never sends their values."""
+        try:
+            return await self._call(
+                "GET", res.object_path(namespace, name), accept=PARTIAL_METADATA
+            )
         except ApiException as err:
             if err.status == 404:
                 return None

@@ -58,6 +58,11 @@ KNOWN: dict[tuple[str, str], Resource] = {
 }
 
 
+SECRETS = Resource("v1", "Secret", "secrets")
+"""Read as metadata only (KubeClient.get_metadata), and only to check a development
+``secretRef``: the operator never reads, writes or lists a Secret's data."""
+
+
 def resource_of(manifest: dict[str, Any]) -> Resource:
     key = (manifest["apiVersion"], manifest["kind"])
     try:

@@ -36,7 +36,7 @@ import hvac
 import requests
 from hvac.exceptions import Forbidden, InvalidPath, Unauthorized, VaultError
 
-from tradebot_contracts.names import VAULT_BOT_PREFIX, vault_role_name
+from tradebot_contracts.names import VAULT_BOT_PREFIX, VAULT_REDIS_SUFFIX, vault_role_name
 from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.builders.vault_policy import BotGrant, grant_owner, mapped_keys
 from tradebot_operator.kube.conditions import ConditionStatus, ConditionUpdate
@@ -134,6 +134,15 @@ def orphaned_grants(
     return GrantSweep(tuple(remove), confirm, tuple(kept))
 
 
+def _listed(client: hvac.Client, database_mount: str) -> set[str]:
+    """Role names of a database secrets engine (empty when it has none)."""
+    try:
+        response = client.adapter.list(f"/v1/{database_mount}/roles") or {}
+    except InvalidPath:
+        return set()
+    return set((response.get("data") or {}).get("keys") or [])
+
+
 class VaultAdmin:
     """The operator's own session with Vault (token file or Kubernetes auth)."""
 
@@ -194,28 +203,40 @@ class VaultAdmin:
 
     async def sync_bot(self, grant: BotGrant) -> None:
         """Write (or, when the bot needs no secret, remove) the bot's policy and role."""
-        if not grant.secrets:
+        if grant.needs_nothing:
             await self.remove_bot(grant.name)
             return
         mount = self.settings.vault_auth_mount
 
         def write(client: hvac.Client) -> None:
+            # Login roles first: the policy that lets the bot read them comes after.
+            for role in grant.database_roles:
+                client.adapter.post(
+                    f"/v1/{grant.database_mount}/roles/{role.name}", json=role.request()
+                )
             client.sys.create_or_update_policy(name=grant.name, policy=grant.policy)
             client.auth.kubernetes.create_role(mount_point=mount, **grant.role())
 
         await self.run(write)
         log.info(
-            "vault policy and role %s written for %s/%s (%d secrets)",
+            "vault policy and role %s written for %s/%s (%d secrets, %d login roles)",
             grant.name, grant.namespace, grant.bot, len(grant.secrets),
+            len(grant.database_roles),
         )  # fmt: skip
 
     async def remove_bot(self, name: str) -> None:
         """Delete the role first (no new logins), then the policy; absent is fine."""
         mount = self.settings.vault_auth_mount
 
+        database = self.settings.vault_database_mount
+
         def delete(client: hvac.Client) -> None:
             with contextlib.suppress(InvalidPath):
                 client.auth.kubernetes.delete_role(name, mount_point=mount)
+            if database is not None:  # the login roles: no new journal or Redis users
+                for role in (name, name + VAULT_REDIS_SUFFIX):
+                    with contextlib.suppress(InvalidPath):
+                        client.adapter.delete(f"/v1/{database}/roles/{role}")
             with contextlib.suppress(InvalidPath):
                 client.sys.delete_policy(name)
 
@@ -225,8 +246,10 @@ class VaultAdmin:
     # -- sweep of grants whose bot is gone ----------------------------------------------
 
     async def list_bot_grants(self) -> tuple[set[str], set[str]]:
-        """(policy names, role names) starting with VAULT_BOT_PREFIX."""
+        """(policy names, role names) starting with VAULT_BOT_PREFIX; a database-engine
+        login role counts under the grant name it belongs to."""
         mount = self.settings.vault_auth_mount
+        database = self.settings.vault_database_mount
 
         def listing(client: hvac.Client) -> tuple[set[str], set[str]]:
             listed = client.sys.list_policies() or {}
@@ -237,6 +260,8 @@ class VaultAdmin:
                             .get("keys") or [])  # fmt: skip
             except InvalidPath:  # no role at all
                 roles = set()
+            if database is not None:
+                roles |= {n.removesuffix(VAULT_REDIS_SUFFIX) for n in _listed(client, database)}
             prefixed = {n for n in policies if n.startswith(VAULT_BOT_PREFIX)}
             return prefixed, {n for n in roles if n.startswith(VAULT_BOT_PREFIX)}
 

@@ -1,6 +1,9 @@
 """Versioned schema migrations of the journal, applied under a Postgres advisory lock.
 
-Every runtime pod calls ``migrate`` at start. The advisory lock serialises concurrent
+Every runtime pod calls ``migrate`` at start; with per-bot logins (which may not create
+tables) the installer applies them once with the owner's login:
+``python -m tradebot_runtime.journal.migrations <DSN>`` (the password from ``PGPASSWORD``).
+The advisory lock serialises concurrent
 starters (the first applies, the others wait and then find nothing to do), and each
 migration runs in the same transaction as its ``schema_migrations`` row, so a crash
 mid-migration leaves nothing half-applied. Migrations are append-only: never edit one
@@ -111,6 +114,57 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
             UNIQUE (client_order_id, symbol, trade_id);
         """,
     ),
+    (
+        3,
+        # Per-bot logins (Vault's database secrets engine, operator builders/data_access.py):
+        # each is a member of tradebot_runtime and is listed in journal_logins with its bot.
+        # Row-level security lets such a login see and write only its own bot's rows. The
+        # tables' owner (the migrating login) is not subject to it.
+        """
+        DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'tradebot_runtime') THEN
+                CREATE ROLE tradebot_runtime NOLOGIN;
+            END IF;
+        END $$;
+
+        CREATE TABLE journal_logins (
+            login name PRIMARY KEY,
+            bot   text NOT NULL
+        );
+        REVOKE ALL ON journal_logins FROM PUBLIC;
+
+        -- The bot of this session's login; SECURITY DEFINER so that no login can read
+        -- the other logins' rows. session_user, not current_user: SET ROLE cannot change it.
+        CREATE FUNCTION journal_login_bot() RETURNS text
+            LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT
+            AS $$ SELECT bot FROM journal_logins WHERE login = session_user $$;
+        REVOKE ALL ON FUNCTION journal_login_bot() FROM PUBLIC;
+        GRANT EXECUTE ON FUNCTION journal_login_bot() TO tradebot_runtime;
+
+        GRANT SELECT ON schema_migrations TO tradebot_runtime;
+        GRANT SELECT, INSERT, UPDATE ON shard_epochs, orders, fills TO tradebot_runtime;
+        GRANT SELECT, INSERT ON audit_events TO tradebot_runtime;
+        GRANT USAGE ON SEQUENCE fills_id_seq, audit_events_id_seq TO tradebot_runtime;
+
+        ALTER TABLE shard_epochs ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE orders ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE fills ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE audit_events ENABLE ROW LEVEL SECURITY;
+        -- (SELECT ...) is evaluated once per statement, not once per row.
+        CREATE POLICY own_bot ON shard_epochs TO tradebot_runtime
+            USING (bot = (SELECT journal_login_bot()))
+            WITH CHECK (bot = (SELECT journal_login_bot()));
+        CREATE POLICY own_bot ON orders TO tradebot_runtime
+            USING (bot = (SELECT journal_login_bot()))
+            WITH CHECK (bot = (SELECT journal_login_bot()));
+        CREATE POLICY own_bot ON fills TO tradebot_runtime
+            USING (bot = (SELECT journal_login_bot()))
+            WITH CHECK (bot = (SELECT journal_login_bot()));
+        CREATE POLICY own_bot ON audit_events TO tradebot_runtime
+            USING (bot = (SELECT journal_login_bot()))
+            WITH CHECK (bot = (SELECT journal_login_bot()));
+        """,
+    ),
 )
 
 LATEST_VERSION: Final = MIGRATIONS[-1][0]
@@ -121,6 +175,9 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
 
     Safe to call concurrently from many processes and any number of times.
     """
+    if await schema_version(conn) >= LATEST_VERSION:
+        # Current: nothing to lock or create (a per-bot login may not create tables).
+        return []
     applied_now: list[int] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
@@ -148,3 +205,27 @@ async def schema_version(conn: asyncpg.Connection) -> int:
     if not exists:
         return 0
     return int(await conn.fetchval("SELECT coalesce(max(version), 0) FROM schema_migrations"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tradebot_runtime.journal.migrations DSN``: apply pending migrations."""
+    import argparse
+    import asyncio
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("dsn", help="PostgreSQL DSN of the tables' owner (password: PGPASSWORD)")
+    args = parser.parse_args(argv)
+
+    async def run() -> list[int]:
+        conn = await asyncpg.connect(args.dsn)
+        try:
+            return await migrate(conn)
+        finally:
+            await conn.close()
+
+    applied = asyncio.run(run())
+    print(f"journal schema at version {LATEST_VERSION}; applied now: {applied or 'none'}")
+
+
+if __name__ == "__main__":
+    main()

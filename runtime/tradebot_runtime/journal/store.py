@@ -29,7 +29,7 @@ import asyncpg
 
 from tradebot_runtime import metrics
 from tradebot_runtime.domain import Fill, OrderIntent, OrderType, Side
-from tradebot_runtime.journal.migrations import migrate
+from tradebot_runtime.journal.migrations import LATEST_VERSION, migrate
 from tradebot_runtime.orders import WORKING_STATES, OrderRecord, OrderState
 
 
@@ -167,21 +167,43 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 class Journal:
     """Async access to the journal through an asyncpg pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str | None = None) -> None:
         self.pool = pool
+        self.dsn = dsn
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, password: str | None = None, min_size: int = 1, max_size: int = 4
+        cls,
+        dsn: str,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        min_size: int = 1,
+        max_size: int = 4,
     ) -> Journal:
-        """Open a pool and apply pending migrations (under the advisory lock)."""
+        """Open a pool and apply pending migrations (under the advisory lock). ``user`` and
+        ``password``: a login that is not in the DSN (the bot's own, from Vault)."""
         pool = await asyncpg.create_pool(
-            dsn, password=password, min_size=min_size, max_size=max_size,
+            dsn, user=user, password=password, min_size=min_size, max_size=max_size,
             reset=_keep_session,
         )  # fmt: skip
-        async with pool.acquire() as conn:
-            await migrate(conn)
-        return cls(pool)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        except asyncpg.InsufficientPrivilegeError:
+            await pool.close()
+            raise JournalError(
+                f"the journal schema is older than version {LATEST_VERSION} and this login "
+                "may not migrate it: apply the migrations with the tables' owner "
+                "(python -m tradebot_runtime.journal.migrations DSN)"
+            ) from None
+        return cls(pool, dsn)
+
+    async def use_login(self, user: str, password: str) -> None:
+        """New connections log in as ``user``; open ones are replaced as they come back
+        (a login replaced before its lease ends, data_logins.py)."""
+        self.pool.set_connect_args(self.dsn, user=user, password=password)
+        await self.pool.expire_connections()
 
     async def close(self) -> None:
         await self.pool.close()

@@ -30,7 +30,7 @@ from devenv import openbao
 from devenv.procs import REPO_ROOT, DevenvError
 from devenv.progress import Progress
 from devenv.stack import STEPS, Stack, StackConfig, leftover_processes, running
-from tradebot_contracts.names import vault_role_name
+from tradebot_contracts.names import CREDENTIALS_SECRET_LABEL, vault_role_name
 
 NAMESPACE = "trading"
 SAMPLES = REPO_ROOT / "manifests" / "samples"
@@ -64,7 +64,11 @@ def demo_objects(stack: Stack) -> list[dict[str, Any]]:
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": PAPER_SECRET, "namespace": NAMESPACE},
+            "metadata": {
+                "name": PAPER_SECRET,
+                "namespace": NAMESPACE,
+                "labels": {CREDENTIALS_SECRET_LABEL: "true"},
+            },
             "type": "Opaque",
             "stringData": {"apiKey": paper.api_key, "secret": paper.secret},
         }

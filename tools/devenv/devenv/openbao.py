@@ -118,19 +118,24 @@ def put_secret(
     )
 
 
-def operator_policy_hcl(auth_mount: str) -> str:
+def operator_policy_hcl(auth_mount: str, database_mount: str | None = None) -> str:
     """The operator's own policy, rendered by the operator's CLI (devenv never imports the
     operator: it installs it as a user would)."""
+    extra = ["--database-mount", database_mount] if database_mount else []
     out = subprocess.run(
         [sys.executable, "-m", "tradebot_operator.builders.vault_policy",
-         "--auth-mount", auth_mount],
+         "--auth-mount", auth_mount, *extra],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return out.stdout
 
 
 def operator_token(
-    vault: VaultServer, token_file: Path, auth_mount: str = "kubernetes", ttl: str = "768h"
+    vault: VaultServer,
+    token_file: Path,
+    auth_mount: str = "kubernetes",
+    ttl: str = "768h",
+    database_mount: str | None = None,
 ) -> Path:
     """The operator's own Vault login, as an installation gives it (chart value
     vault.operatorAuth.tokenSecret): the policy the README documents (exact HCL from
@@ -140,7 +145,7 @@ def operator_token(
     Kubernetes-auth role itself."""
     admin = vault.admin()
     admin.sys.create_or_update_policy(
-        name=OPERATOR_POLICY_NAME, policy=operator_policy_hcl(auth_mount)
+        name=OPERATOR_POLICY_NAME, policy=operator_policy_hcl(auth_mount, database_mount)
     )
     created = admin.auth.token.create(
         policies=[OPERATOR_POLICY_NAME], no_default_policy=True, ttl=ttl,

@@ -18,7 +18,10 @@ from devenv.procs import DevenvError, pick_port
 @dataclass(frozen=True)
 class Postgres:
     dsn: str
+    """The superuser's DSN (with its password when there is one: a test/dev harness value,
+    never handed to the operator)."""
     port: int
+    password: str | None = None
 
 
 def bindir() -> Path:
@@ -36,9 +39,13 @@ def _as_postgres_user(cmd: list[str]) -> list[str]:
 
 
 @contextmanager
-def running(workdir: Path, port: int | None = None) -> Iterator[Postgres]:
+def running(
+    workdir: Path, port: int | None = None, password: str | None = None
+) -> Iterator[Postgres]:
     """initdb + pg_ctl start in ``workdir`` (removed afterwards); database ``tradebot``,
-    user ``tradebot``, trust auth on 127.0.0.1 only."""
+    superuser ``tradebot``, on 127.0.0.1 only. Without ``password`` every login is trusted
+    (a development box); with it every login needs its password (SCRAM), as in an
+    installation: bots then reach the journal only with the logins Vault issues them."""
     bins = bindir()
     workdir.mkdir(parents=True, exist_ok=True)
     data, log = workdir / "data", workdir / "postgres.log"
@@ -47,9 +54,17 @@ def running(workdir: Path, port: int | None = None) -> Iterator[Postgres]:
         pg = pwd.getpwnam("postgres")
         os.chown(workdir, pg.pw_uid, pg.pw_gid)
     port = pick_port(port, "PostgreSQL", "--postgres-port")
+    auth = ["--auth=trust"]
+    if password is not None:
+        pwfile = workdir / "pwfile"
+        pwfile.touch(mode=0o600)
+        pwfile.write_text(password + "\n")
+        if os.geteuid() == 0:
+            os.chown(pwfile, pwd.getpwnam("postgres").pw_uid, -1)
+        auth = ["--auth=scram-sha-256", f"--pwfile={pwfile}"]
     init = subprocess.run(
         _as_postgres_user(
-            [str(bins / "initdb"), "-D", str(data), "-U", "tradebot", "--auth=trust", "-E", "UTF8"]
+            [str(bins / "initdb"), "-D", str(data), "-U", "tradebot", *auth, "-E", "UTF8"]
         ),
         capture_output=True,
         text=True,
@@ -70,11 +85,14 @@ def running(workdir: Path, port: int | None = None) -> Iterator[Postgres]:
         raise DevenvError(f"PostgreSQL did not start: {start.stderr}\n{tail}")
     try:
         subprocess.run(
-            _as_postgres_user([str(bins / "createdb"), "-h", "127.0.0.1", "-p", str(port),
+            _as_postgres_user([str(bins / "createdb"), "-h", str(workdir), "-p", str(port),
                                "-U", "tradebot", "tradebot"]),
             check=True, capture_output=True,
+            env={**os.environ, **({"PGPASSWORD": password} if password else {})},
         )  # fmt: skip
-        yield Postgres(dsn=f"postgresql://tradebot@127.0.0.1:{port}/tradebot", port=port)
+        login = "tradebot" if password is None else f"tradebot:{password}"
+        dsn = f"postgresql://{login}@127.0.0.1:{port}/tradebot"
+        yield Postgres(dsn=dsn, port=port, password=password)
     finally:
         subprocess.run(
             _as_postgres_user([str(bins / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),

@@ -15,7 +15,16 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devenv import cluster, openbao, operator, podrunner, postgres, redis, simulator
+from devenv import (
+    cluster,
+    openbao,
+    operator,
+    podrunner,
+    postgres,
+    redis,
+    simulator,
+    vault_database,
+)
 from devenv.kube import Kube
 from devenv.procs import REPO_ROOT
 from devenv.progress import Progress, Quiet
@@ -101,17 +110,28 @@ def running(config: StackConfig, progress: Progress | None = None) -> Iterator[S
             kube = es.enter_context(cluster.running(config.name, state, keep=config.keep_cluster))
             cluster.install_crds(kube)
             p.detail(f"kubeconfig: {kube.kubeconfig}; CRDs installed from crds/")
-        with p.step("PostgreSQL (order journal)"):
-            pg = es.enter_context(postgres.running(state / "postgres", config.postgres_port))
-            p.detail(pg.dsn)
-        with p.step("Redis (shared rate-limit budgets)"):
-            rd = es.enter_context(redis.running(state / "redis", config.redis_port))
-            p.detail(rd.url)
-        with p.step("OpenBao dev server (Vault API) + kubernetes auth against the API server"):
+        # Both need their admin's password over TCP: the bots use their own logins (Vault).
+        with p.step("PostgreSQL (order journal; every bot has its own login)"):
+            pg = es.enter_context(postgres.running(
+                state / "postgres", config.postgres_port, password=secrets.token_hex(16)
+            ))  # fmt: skip
+            journal_address = f"postgresql://127.0.0.1:{pg.port}/tradebot"
+            p.detail(f"{journal_address} (owner tradebot, password in {state / 'postgres'})")
+        with p.step("Redis (shared rate-limit budgets; every bot has its own ACL user)"):
+            rd = es.enter_context(
+                redis.running(state / "redis", config.redis_port, password=secrets.token_hex(16))
+            )
+            redis_address = f"redis://127.0.0.1:{rd.port}/0"
+            p.detail(redis_address)
+        with p.step("OpenBao dev server (Vault API): kubernetes auth, database secrets engine"):
             vault = es.enter_context(openbao.running(state / "openbao", config.openbao_port))
             openbao.configure_kubernetes_auth(vault, kube, SYSTEM_NAMESPACE)
-            operator_token = openbao.operator_token(vault, state / "openbao" / "operator-token")
+            engine = vault_database.configure(vault, pg.dsn, rd.url)
+            operator_token = openbao.operator_token(
+                vault, state / "openbao" / "operator-token", database_mount=engine.mount
+            )
             p.detail(f"{vault.addr} (root token {vault.root_token}); auth/kubernetes enabled")
+            p.detail(f"{engine.mount}/: per-bot journal and Redis logins")
             p.detail(f"operator token (policy {OPERATOR_POLICY_NAME} only): {operator_token}")
         with p.step("Exchange simulator (fake Binance spot, prices moving)"):
             accounts = [
@@ -131,9 +151,9 @@ def running(config: StackConfig, progress: Progress | None = None) -> Iterator[S
             p.detail(f"pod logs: {runner.logs_dir}")
         with p.step("Operator (python -m tradebot_operator)"):
             settings = operator.settings_env(
-                vault_address=vault.addr, journal_dsn=pg.dsn, redis_url=rd.url,
+                vault_address=vault.addr, journal_dsn=journal_address, redis_url=redis_address,
                 lease_duration_seconds=config.lease_duration_seconds,
-                extra={"TRADEBOT_VAULT_TOKEN_FILE": str(operator_token)},
+                extra={"TRADEBOT_VAULT_TOKEN_FILE": str(operator_token), **engine.operator_env()},
             )  # fmt: skip
             op = es.enter_context(operator.running(kube, state / "operator.log", settings))
             p.detail(f"log: {op.log}; manages Vault policies/roles with {operator_token}")

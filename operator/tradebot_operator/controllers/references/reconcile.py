@@ -25,15 +25,16 @@ from tradebot_operator.checks.tenancy import Tenant, tenant_of
 from tradebot_operator.controllers.references.status import (
     IN_USE_FINALIZER,
     account_status,
+    secret_ref_check,
     strategy_status,
 )
-from tradebot_operator.kube.client import KubeClient
+from tradebot_operator.kube.client import KubeApiError, KubeClient
 from tradebot_operator.kube.conditions import ConditionUpdate
 from tradebot_operator.kube.events import EventPoster
 from tradebot_operator.kube.finalizers import has_finalizer, set_finalizer
 from tradebot_operator.kube.indexes import Indexes, IndexView, first
 from tradebot_operator.kube.inventory import BotKey
-from tradebot_operator.kube.resources import KNOWN, Resource
+from tradebot_operator.kube.resources import KNOWN, SECRETS, Resource
 from tradebot_operator.kube.status import current_status, status_patch, write_status
 from tradebot_operator.services.vault import VaultAdmin, VaultUnavailable
 from tradebot_operator.settings import OperatorSettings
@@ -205,16 +206,36 @@ class ReferenceController:
                 self._held[ref] = (uid, want)
 
     async def _vault_check(self, body: Mapping[str, Any], tenant: Tenant) -> ConditionUpdate | None:
-        """Vault is asked only about an account that passed every check: a path outside
-        the namespace's prefix is never looked up, so nobody learns whether it exists."""
+        """Vault (or the API server, for a secretRef) is asked only about an account that
+        passed every check: a path outside the namespace's prefix is never looked up, so
+        nobody learns whether it exists."""
         vault = self.vault
         account, _ = parse(ExchangeAccount, body)
-        if vault is None or account is None or errors(validate_account(account, tenant)):
+        if account is None or errors(validate_account(account, tenant)):
+            return None
+        credentials = account.spec.credentials
+        if credentials is not None and credentials.secret_ref is not None:
+            return await self._secret_check(
+                account.metadata.namespace or "", credentials.secret_ref.name
+            )
+        if vault is None:
             return None
         try:
             return await vault.check_account(account)
         except VaultUnavailable as exc:
             return ConditionUpdate("CredentialsReady", "Unknown", "VaultUnavailable", str(exc))
+
+    async def _secret_check(self, namespace: str, name: str) -> ConditionUpdate:
+        """The Secret's metadata only (never its data): present and labelled for tradebot."""
+        try:
+            metadata = await self.kube.get_metadata(SECRETS, namespace, name)
+        except KubeApiError as exc:
+            return ConditionUpdate(
+                "CredentialsReady", "Unknown", "SecretCheckFailed",
+                f"the operator could not read Secret {name!r}'s metadata: {exc.status} "
+                f"{exc.message}",
+            )  # fmt: skip
+        return secret_ref_check(name, metadata)
 
     async def _write_status(
         self, res: Resource, body: Mapping[str, Any], status: dict[str, Any],

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from tradebot_contracts.names import CREDENTIALS_SECRET_LABEL
 from tradebot_operator.api.exchange_account import ExchangeAccount
 from tradebot_operator.api.strategy import Strategy
 from tradebot_operator.checks import Problem, parse, validate_account, validate_strategy
@@ -88,6 +89,26 @@ def strategy_status(
     return _status("Strategy", body, used_by, [_with_type(valid, "Valid")], now), warnings
 
 
+def secret_ref_check(name: str, metadata: Mapping[str, Any] | None) -> ConditionUpdate:
+    """CredentialsReady of a ``secretRef`` account from its Secret's metadata (None: no such
+    Secret). Only a Secret labelled for tradebot may become an account's keys."""
+    if metadata is None:
+        return ConditionUpdate(
+            "CredentialsReady", "False", "SecretNotFound", f"no Secret {name!r} in this namespace"
+        )
+    labels = (metadata.get("metadata") or {}).get("labels") or {}
+    if labels.get(CREDENTIALS_SECRET_LABEL) != "true":
+        return ConditionUpdate(
+            "CredentialsReady", "False", "SecretNotLabelled",
+            f"Secret {name!r} lacks the label {CREDENTIALS_SECRET_LABEL}=true (only Secrets "
+            "meant for tradebot can hold an account's keys)",
+        )  # fmt: skip
+    return ConditionUpdate(
+        "CredentialsReady", "True", "SecretRefDevelopmentOnly",
+        "credentials come from a Kubernetes Secret: for development only, use vault",
+    )  # fmt: skip
+
+
 def account_status(
     body: Mapping[str, Any],
     used_by: Iterable[str],
@@ -97,9 +118,10 @@ def account_status(
 ) -> tuple[dict[str, Any], list[Problem]]:
     """(status, warnings) for an ExchangeAccount: Ready and CredentialsReady.
 
-    ``vault_check`` is the operator's check of the account's Vault secret (key presence
-    only, tradebot_operator.services.vault); without it (no Vault configured for the operator) a
-    vault account's CredentialsReady stays Unknown."""
+    ``vault_check`` is the operator's check of the account's credentials: its Vault secret
+    (key presence only, tradebot_operator.services.vault) or its Kubernetes Secret
+    (``secret_ref_check``); without it a vault account's CredentialsReady stays Unknown (no
+    Vault configured for the operator), a secretRef account's too (not valid yet)."""
     account, problems = parse(ExchangeAccount, body)
     if account is not None:
         problems = validate_account(account, tenant)
@@ -108,9 +130,9 @@ def account_status(
     if account is not None:
         creds = account.spec.credentials
         if creds is not None and creds.secret_ref is not None:
-            credentials = ConditionUpdate(
-                "CredentialsReady", "True", "SecretRefDevelopmentOnly",
-                "credentials come from a Kubernetes Secret: for development only, use vault",
+            credentials = vault_check or ConditionUpdate(
+                "CredentialsReady", "Unknown", "SecretNotChecked",
+                f"Secret {creds.secret_ref.name!r} is checked once the account is valid",
             )  # fmt: skip
         elif creds is not None and creds.vault is not None and vault_check is not None:
             credentials = vault_check
