@@ -45,6 +45,9 @@ class ClientIdRule:
     max_length: int
     pattern: re.Pattern[str]
     prefix: str = ""
+    lookup_param: str | None = None
+    """The ccxt ``params`` key that names the id in fetch_order / cancel_order, when it is
+    not ``param`` (Binance: ``origClientOrderId``)."""
 
     def is_valid(self, client_order_id: str) -> bool:
         return (
@@ -53,10 +56,12 @@ class ClientIdRule:
         )
 
 
-def _rule(param: str, max_length: int, charset: str, prefix: str = "") -> ClientIdRule:
+def _rule(
+    param: str, max_length: int, charset: str, prefix: str = "", lookup: str | None = None
+) -> ClientIdRule:
     body_max = max_length - len(prefix)
     pattern = re.compile(re.escape(prefix) + f"[{charset}]{{1,{body_max}}}")
-    return ClientIdRule(param=param, max_length=max_length, pattern=pattern, prefix=prefix)
+    return ClientIdRule(param, max_length, pattern, prefix, lookup)
 
 
 _ALNUM: Final = "a-zA-Z0-9"
@@ -65,9 +70,13 @@ _ALNUM_DASH_UNDERSCORE: Final = r"a-zA-Z0-9_\-"
 # Limits from each exchange's API docs (and ccxt's own checks).
 EXCHANGE_RULES: Final[dict[str, ClientIdRule]] = {
     # newClientOrderId: ^[a-zA-Z0-9-_]{1,36}$
-    "binance": _rule("newClientOrderId", 36, _ALNUM_DASH_UNDERSCORE),
-    "binanceusdm": _rule("newClientOrderId", 36, _ALNUM_DASH_UNDERSCORE),
-    "binancecoinm": _rule("newClientOrderId", 36, _ALNUM_DASH_UNDERSCORE),
+    "binance": _rule("newClientOrderId", 36, _ALNUM_DASH_UNDERSCORE, lookup="origClientOrderId"),
+    "binanceusdm": _rule(
+        "newClientOrderId", 36, _ALNUM_DASH_UNDERSCORE, lookup="origClientOrderId"
+    ),
+    "binancecoinm": _rule(
+        "newClientOrderId", 36, _ALNUM_DASH_UNDERSCORE, lookup="origClientOrderId"
+    ),
     # clOrdId: case-sensitive alphanumerics, up to 32
     "okx": _rule("clOrdId", 32, _ALNUM),
     # orderLinkId: letters, digits, dash, underscore, up to 36
@@ -240,3 +249,8 @@ class ClientOrderIds:
     def order_params(self, client_order_id: str) -> dict[str, str]:
         """``params`` for ccxt ``create_order`` that carry the id."""
         return {self.param: client_order_id}
+
+    def lookup_params(self, client_order_id: str) -> dict[str, str]:
+        """``params`` for ccxt ``fetch_order`` / ``cancel_order`` by the id."""
+        rule = rule_for(self.exchange)
+        return {rule.lookup_param or rule.param: client_order_id}

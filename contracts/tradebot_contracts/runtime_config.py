@@ -188,6 +188,10 @@ class RuntimeConfig(CamelModel):
     schema_version: int = CONFIG_SCHEMA_VERSION
     bot: str
     namespace: str
+    bot_generation: int = 0
+    """The TradingBot's creation time (ms since the epoch): the journal fences with
+    (generation, epoch), so a bot created again under the same name (whose Leases count
+    epochs from the beginning) can take its shards."""
     account: str
     """Name of the ExchangeAccount."""
     exchange: str

@@ -10,7 +10,7 @@ from tradebot_contracts.runtime_config import DeleteRequest
 from tradebot_runtime.app_state import AppState, ShardSlot
 from tradebot_runtime.domain import OrderIntent, OrderType, Side
 from tradebot_runtime.engine import ShardEngine
-from tradebot_runtime.precision import conform_intent
+from tradebot_runtime.precision import ConformProblem, conform_intent
 
 log = logging.getLogger("tradebot.app")
 
@@ -49,6 +49,8 @@ class DeleteRequests(AppState):
         if request.action == "cancelOrders":
             return True
         await engine.sync_fills()
+        if not await _priced(engine):
+            return False  # dust or not cannot be told yet: retried, never acknowledged
         engine.set_trading_state("ReduceOnly")
         try:
             for symbol in engine.symbols:
@@ -74,8 +76,29 @@ def _closing_intent(engine: ShardEngine, symbol: str) -> OrderIntent | None:
         symbol, side, OrderType.MARKET, abs(amount), reduce_only=True, tag=FLATTEN_TAG
     )
     rules = engine.client.market_rules(symbol)
-    if conform_intent(intent, rules, engine.last_price.get(symbol)).intent is None:
+    conformed = conform_intent(intent, rules, engine.last_price.get(symbol))
+    if conformed.problem is ConformProblem.NO_REFERENCE_PRICE:
+        return intent  # without a price it is not dust: the position is still open
+    if conformed.intent is None:
         log.info("flatten: position below the exchange's minimum left as dust",
                  extra={"symbol": symbol, "amount": str(amount)})  # fmt: skip
         return None
     return intent
+
+
+async def _priced(engine: ShardEngine) -> bool:
+    """Every symbol with a position has a reference price (right after a takeover no bar
+    may have arrived yet: ask the exchange); False when one is still missing."""
+    for symbol in engine.symbols:
+        if engine.book.position(symbol).amount == 0 or symbol in engine.last_price:
+            continue
+        try:
+            last = await engine.client.fetch_last_price(symbol)
+        except Exception as exc:
+            log.warning("flatten: no price for %s yet: %s", symbol, type(exc).__name__)
+            return False
+        if last is None:
+            log.warning("flatten: no price for %s yet", symbol)
+            return False
+        engine.last_price.setdefault(symbol, last)
+    return True

@@ -258,13 +258,24 @@ class ShardEngine(ShardReconciler):
             metrics.ORDERS.labels(*labels, "unknown").inc()
 
     async def cancel(self, client_order_id: str) -> None:
+        """Ask the exchange to cancel; then look the order up. PENDING_CANCEL lasts only
+        while the request is in flight: an order the exchange still shows working after a
+        refused, failed or timed-out cancel is OPEN again (the next cancel retries it, and
+        the strategy sees the level taken, so nothing is placed twice)."""
         record = self.orders.get(client_order_id)
         if record is None or record.state not in _CANCELLABLE or not self.is_leader():
             return
         record.request_cancel(now_ms())
         await self.journal.update_order(self.fence, record)
-        await self.client.cancel(record.intent.symbol, client_order_id)
-        await self._refresh(record)
+        try:
+            await self.client.cancel(record.intent.symbol, client_order_id)
+        except Exception as exc:  # outcome unknown: the lookup tells
+            metrics.CANCEL_FAILURES.labels(str(self.shard)).inc()
+            log.warning(
+                "cancel failed, looking the order up",
+                extra={"client_order_id": client_order_id, "error": type(exc).__name__},
+            )
+        await self.settle_cancel(record)
 
     async def cancel_all(self) -> int:
         """Cancel every working order of the shard (delete request / halt); unresolved

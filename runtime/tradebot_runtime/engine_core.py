@@ -55,6 +55,11 @@ class EngineCore:
     last_price: dict[str, Decimal] = field(default_factory=dict)
     stats: ShardStats = field(default_factory=ShardStats)
     tags: dict[tuple[str, str], TagStats] = field(default_factory=dict)
+    fill_cursor: dict[str, int] = field(default_factory=dict)
+    """Per symbol: the newest trade timestamp synced (ms); fills are fetched from there on
+    (engine_reconcile.py ``sync_fills``)."""
+    started_ms: int = field(default_factory=lambda: now_ms())
+    """When this engine (one acquisition of the shard) was made: the takeover."""
     reconciled: bool = False
     stopped: bool = False
     problems: dict[str, str] = field(default_factory=dict)

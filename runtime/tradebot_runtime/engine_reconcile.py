@@ -16,8 +16,13 @@ from tradebot_runtime.orders import LookupResult, OrderRecord, OrderState, Updat
 
 log = logging.getLogger("tradebot.engine")
 
-NOT_FOUND_GRACE_MS = 10_000
-"""An UNKNOWN order not found by its client id is abandoned only after this long."""
+
+ABANDONED_RELOOK_MS = 3_600_000
+"""How far back a takeover looks up abandoned orders again."""
+
+FILL_OVERLAP_MS = 5_000
+"""Fills are fetched from this long before the newest trade synced: a trade the exchange
+records a little late (an older timestamp than one already seen) is still found."""
 
 
 class ShardReconciler(EngineCore):
@@ -44,6 +49,13 @@ class ShardReconciler(EngineCore):
         )  # fmt: skip
         for fill in await self.journal.load_fills(self.fence.bot, self.fence.account, self.shard):
             self.book.apply(fill)
+            self.fill_cursor[fill.symbol] = max(self.fill_cursor.get(fill.symbol, 0), fill.ts)
+        for symbol in self.symbols:
+            if symbol not in self.fill_cursor:  # no fill booked: none before its first order
+                first = await self.journal.first_order_ms(
+                    self.fence.bot, self.fence.account, self.shard, symbol
+                )
+                self.fill_cursor[symbol] = now_ms() if first is None else first
         for record in await self.journal.load_orders(
             self.fence.bot, self.fence.account, self.shard
         ):
@@ -54,9 +66,15 @@ class ShardReconciler(EngineCore):
 
     async def reconcile(self) -> None:
         """Look up every working journal order by client id, book missed fills, and count
-        our open orders on the exchange the journal does not know."""
+        our open orders on the exchange the journal does not know. A PENDING_CANCEL left
+        by the previous leader (it died mid-cancel) is settled: no cancel of this epoch is
+        in flight."""
         for record in list(self.orders.values()):
-            await self._refresh(record)
+            if record.state is OrderState.PENDING_CANCEL:
+                await self.settle_cancel(record)
+            else:
+                await self._refresh(record)
+        await self._look_again_at_abandoned()
         known = set(self.orders)
         for symbol in self.symbols:
             for report in await self.client.open_orders(symbol):
@@ -69,24 +87,52 @@ class ShardReconciler(EngineCore):
         self.reconciled = True
         self._log("reconciled", orders=len(self.orders), mismatches=self.stats.mismatches)
 
+    async def _look_again_at_abandoned(self) -> None:
+        """Orders abandoned in the last ABANDONED_RELOOK_MS are looked up once more: one
+        the exchange took after all (a grace too short, a clock far off) is working again
+        and is journaled, instead of resting unseen by risk, halts and the strategy."""
+        since = now_ms() - ABANDONED_RELOOK_MS
+        for record in await self.journal.load_abandoned(
+            self.fence.bot, self.fence.account, self.shard, since
+        ):
+            report = await self.client.lookup(record.intent.symbol, record.client_order_id)
+            if report is None:
+                continue
+            self._mismatch("abandoned_found", record.client_order_id)
+            if record.revive(report.status, report.filled, now_ms()) is UpdateOutcome.APPLIED:
+                self.client.remember(report.exchange_order_id, record.client_order_id)
+                await self.journal.update_order(self.fence, record)
+                if record.state.is_working:
+                    self.orders[record.client_order_id] = record
+                await self._load_tags()
+
     def _mismatch(self, kind: str, cid: str | None) -> None:
         self.stats.mismatches += 1
         metrics.RECONCILE_MISMATCHES.labels(str(self.shard), kind).inc()
         log.warning("reconcile mismatch", extra={"kind": kind, "client_order_id": cid})
 
+    def _not_before(self, record: OrderRecord, now: int) -> int:
+        """From when a NOT_FOUND order's grace runs: this epoch's INTENT/SENDING orders
+        are being sent by this process (never abandoned: the send decides them); a
+        previous leader's from the takeover (its request may have left just before)."""
+        if record.state in (OrderState.INTENT, OrderState.SENDING):
+            return now if record.epoch == self.fence.epoch else self.started_ms
+        return 0
+
     async def _refresh(self, record: OrderRecord) -> None:
         """Apply what the exchange says about ``record`` (lookup by client id)."""
         report = await self.client.lookup(record.intent.symbol, record.client_order_id)
         now = now_ms()
+        grace = self.client.not_found_grace_ms()
         if report is None:
             outcome = record.resolve_lookup(
-                LookupResult.NOT_FOUND, now, not_found_grace_ms=NOT_FOUND_GRACE_MS
-            )
+                LookupResult.NOT_FOUND, now, not_found_grace_ms=grace,
+                not_before_ms=self._not_before(record, now),
+            )  # fmt: skip
         else:
             outcome = record.resolve_lookup(
                 LookupResult.FOUND, now, status=report.status, filled=report.filled,
-                not_found_grace_ms=NOT_FOUND_GRACE_MS,
-                exchange_order_id=report.exchange_order_id,
+                not_found_grace_ms=grace, exchange_order_id=report.exchange_order_id,
             )  # fmt: skip
             self.client.remember(report.exchange_order_id, record.client_order_id)
         if outcome is UpdateOutcome.CONFLICT:
@@ -97,6 +143,21 @@ class ShardReconciler(EngineCore):
                 await self._load_tags()  # it never reached the market: not in the schedule
         if record.state.is_terminal:
             self.orders.pop(record.client_order_id, None)
+
+    async def settle_cancel(self, record: OrderRecord) -> None:
+        """After a cancel attempt: the exchange's state of the order, or OPEN again when it
+        is still working or cannot be told (a later lookup corrects it): an order is never
+        left PENDING_CANCEL, which nothing would retry."""
+        try:
+            await self._refresh(record)
+        except Exception as exc:
+            log.warning(
+                "lookup after a cancel failed; the order counts as working",
+                extra={"client_order_id": record.client_order_id, "error": type(exc).__name__},
+            )
+        if record.state is OrderState.PENDING_CANCEL:
+            record.cancel_refused(now_ms())
+            await self.journal.update_order(self.fence, record)
 
     async def resolve_unknown(self) -> int:
         """Look up every INTENT/SENDING/UNKNOWN order; returns how many remain unresolved."""
@@ -129,17 +190,25 @@ class ShardReconciler(EngineCore):
         await self.sync_fills()
 
     async def sync_fills(self) -> int:
-        """Book our fills from the exchange (deduplicated); returns how many were new."""
+        """Book our fills from the exchange (deduplicated); returns how many were new.
+
+        Fetched forward from the newest trade synced (minus FILL_OVERLAP_MS), page after
+        page: a burst of trades on the account never pushes one of ours out of reach."""
         new = 0
         for symbol in self.symbols:
             # booked trades are in the journal already (the book is loaded from it)
             known = functools.partial(self.book.has_fill, symbol)
-            for fill in await self.client.my_trades(symbol, known=known):
+            cursor = self.fill_cursor.get(symbol, now_ms())
+            page = await self.client.fills_since(
+                symbol, max(0, cursor - FILL_OVERLAP_MS), known=known
+            )
+            for fill in page.fills:
                 if self.client.ids.parse(fill.client_order_id).shard != self.shard:
                     continue
                 if await self.journal.record_fill(self.fence, fill):
                     new += 1
                 self._apply_fill(fill)
+            self.fill_cursor[symbol] = max(cursor, page.newest_ms)
         return new
 
     def _apply_fill(self, fill: Fill) -> None:

@@ -41,6 +41,11 @@ POSITION_PNL = Gauge(
 )
 DAILY_PNL = Gauge("trading_daily_pnl", "PnL of the current UTC day in the quote currency.")
 LEADER = Gauge("tradebot_leader", "1 while this pod leads the shard.", ["shard"])
+CANCEL_FAILURES = Counter(
+    "tradebot_cancel_failures_total",
+    "Cancel requests that failed or timed out (the order is looked up and retried).",
+    ["shard"],
+)
 RECONCILE_MISMATCHES = Counter(
     "tradebot_reconcile_mismatches_total",
     "Differences found between the journal and the exchange.",

@@ -278,12 +278,15 @@ class OrderRecord:
         filled: Decimal = ZERO,
         not_found_grace_ms: int,
         exchange_order_id: str | None = None,
+        not_before_ms: int = 0,
     ) -> UpdateOutcome:
         """Apply the result of looking the order up by its client id.
 
         NOT_FOUND abandons an order only in INTENT/SENDING/UNKNOWN and only once
-        ``not_found_grace_ms`` (at least the exchange's recvWindow plus clock skew) has
-        passed since the send; for an order we saw on the exchange it is a CONFLICT.
+        ``not_found_grace_ms`` (the exchange's recvWindow plus clock skew) has passed since
+        the latest moment its request could have been signed: the end of the failed send
+        (when it became UNKNOWN), or ``not_before_ms`` (the takeover, for an order a
+        previous leader was sending); for an order we saw on the exchange it is a CONFLICT.
         """
         if result is LookupResult.FOUND:
             return self.apply_exchange_update(
@@ -292,11 +295,25 @@ class OrderRecord:
         if not needs_lookup(self.state):
             return UpdateOutcome.CONFLICT
         sent = self.sent_ms if self.sent_ms is not None else self.created_ms
-        if now_ms - sent < not_found_grace_ms:
+        origin = max(sent, self.updated_ms or 0, not_before_ms)
+        if now_ms - origin < not_found_grace_ms:
             return UpdateOutcome.RETRY_LATER
         if self.state is S.SENDING:
             self.transition(S.UNKNOWN, now_ms)  # a sent order is abandoned only via UNKNOWN
         self.transition(S.ABANDONED, now_ms)
+        return UpdateOutcome.APPLIED
+
+    def revive(self, status: str | None, filled: Decimal, now_ms: int) -> UpdateOutcome:
+        """An ABANDONED order the exchange does know after all (it took the request late):
+        it takes the exchange's state, and a working one is working again (risk, halts
+        and cancels see it). The only way out of ABANDONED."""
+        if self.state is not S.ABANDONED:
+            raise IllegalTransition(self.client_order_id, self.state, S.OPEN)
+        if filled > self.intent.amount:
+            return UpdateOutcome.CONFLICT
+        self.state = state_from_ccxt_status(status, filled)
+        self.filled = filled
+        self.updated_ms = now_ms
         return UpdateOutcome.APPLIED
 
     def _set_filled(self, filled: Decimal, now_ms: int) -> UpdateOutcome:

@@ -13,7 +13,8 @@ fundamental first:
 3. ``no_reference_price``      a limit needs a last price to check against, or a market
                                order needs one to value it.
 4. ``price_band``              a limit price too far from the last price (fat finger).
-5. ``max_order_notional``      amount x price above the per-order cap.
+5. ``max_order_notional``      amount x price above the per-order cap (a limit valued at
+                                 the higher of its price and the last price).
 6. ``max_position_notional``   the position, with every working order on the same side
                                filled, would exceed the cap (reducing orders always pass).
 7. ``max_daily_loss``          today's PnL lost the limit: only reducing orders pass.
@@ -266,7 +267,10 @@ class RiskEngine:
 
         max_order = limits.max_order_notional
         if max_order is not None:
-            notional = intent.amount * price
+            # A marketable limit fills at the market, not at its price: a sell far below
+            # the last price is worth the last price (a buy never more than its limit).
+            value = max(price, last) if last is not None and last > 0 else price
+            notional = intent.amount * value
             if notional > max_order:
                 return RiskDecision(
                     False,

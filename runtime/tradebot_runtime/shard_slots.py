@@ -41,7 +41,7 @@ class ShardSlots(BarRouting, DeleteRequests):
             client=self.client,
             strategy=slot.strategy,
             risk=RiskEngine(RiskLimits.from_config(config.risk), self._risk_state()),
-            fence=Fence(self.bot_id, config.account, slot.index, epoch),
+            fence=Fence(self.bot_id, config.account, slot.index, epoch, config.bot_generation),
             symbols=slot.symbols,
             # lease validity only: after SIGTERM, engine.stopped refuses new intents while
             # an intent journaled just before may still be sent (released after, see

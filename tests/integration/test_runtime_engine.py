@@ -8,60 +8,15 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-import ccxt.async_support as ccxt_async
 import pytest
 
 from exchange_sim.testing import RunningSimulator
-from tradebot_contracts.endpoint import endpoint_overrides
-from tradebot_contracts.order_ids import ClientOrderIds
-from tradebot_runtime.domain import Action, Bar, OrderIntent, OrderType, Side
-from tradebot_runtime.engine import ShardEngine
-from tradebot_runtime.exchange.client import ExchangeClient
-from tradebot_runtime.journal import Fence, Journal, StaleEpochError
+from support.engine import SYMBOL, shard_engine
+from tradebot_runtime.domain import Bar, OrderIntent, OrderType, Side
+from tradebot_runtime.journal import Journal, StaleEpochError
 from tradebot_runtime.orders import OrderState
-from tradebot_runtime.positions import PnlTracker
-from tradebot_runtime.risk import RiskEngine, RiskLimits
-from tradebot_runtime.strategies.base import BaseStrategy, StrategyContext
 
 pytestmark = pytest.mark.integration
-SYMBOL = "BTC/USDT"
-
-
-class Idle(BaseStrategy):
-    """A strategy that never acts (the tests submit intents themselves)."""
-
-    def on_bar(self, bar: Bar, ctx: StrategyContext) -> list[Action]:
-        return []
-
-
-async def _engine(
-    sim: RunningSimulator, journal: Journal, bot: str, epoch: int, **ccxt_extra: Any
-) -> ShardEngine:
-    account = sim.account()
-    config = endpoint_overrides("binance", sim.url)
-    config.update(apiKey=account.api_key, secret=account.secret, **ccxt_extra)
-    exchange = ccxt_async.binance(config)
-    client = ExchangeClient(exchange, ClientOrderIds("binance", bot, "acct"))
-    await client.load_markets()
-    engine = ShardEngine(
-        journal=journal,
-        client=client,
-        strategy=Idle(None, [SYMBOL]),
-        risk=RiskEngine(RiskLimits(max_order_notional=Decimal(100000))),
-        fence=Fence(bot, "acct", 0, epoch),
-        symbols=[SYMBOL],
-        is_leader=lambda: True,
-        pnl=PnlTracker(Decimal(10000)),
-    )
-    try:
-        await engine.start(f"pod-{epoch}")
-        last = await client.fetch_last_price(SYMBOL)
-    except BaseException:
-        await client.close()
-        raise
-    assert last is not None
-    engine.last_price[SYMBOL] = last
-    return engine
 
 
 def _bot() -> str:
@@ -75,7 +30,7 @@ async def _ledger(sim: RunningSimulator) -> dict[str, Any]:
 async def test_limit_order_journaled_then_sent(
     simulator: RunningSimulator, journal: Journal
 ) -> None:
-    engine = await _engine(simulator, journal, _bot(), 1)
+    engine = await shard_engine(simulator, journal, _bot(), 1)
     try:
         price = engine.last_price[SYMBOL] * Decimal("0.9")
         record = await engine.submit(
@@ -97,7 +52,7 @@ async def test_limit_order_journaled_then_sent(
 async def test_reply_after_accept_timeout_resolved_by_client_id(
     simulator: RunningSimulator, journal: Journal
 ) -> None:
-    engine = await _engine(simulator, journal, _bot(), 1, timeout=1000)
+    engine = await shard_engine(simulator, journal, _bot(), 1, timeout=1000)
     try:
         await simulator.admin.add_fault(
             kind="timeout", endpoint="POST /api/v3/order", delay_ms=2000, count=3
@@ -130,8 +85,8 @@ async def test_reply_after_accept_timeout_resolved_by_client_id(
 
 async def test_stale_leader_cannot_send(simulator: RunningSimulator, journal: Journal) -> None:
     bot = _bot()
-    old = await _engine(simulator, journal, bot, 1)
-    new = await _engine(simulator, journal, bot, 2)
+    old = await shard_engine(simulator, journal, bot, 1)
+    new = await shard_engine(simulator, journal, bot, 2)
     try:
         intent = OrderIntent(SYMBOL, Side.BUY, OrderType.MARKET, Decimal("0.001"))
         with pytest.raises(StaleEpochError):
@@ -161,7 +116,7 @@ async def test_dca_schedule_survives_failover(
     engines = []
     try:
         for epoch in (1, 2):
-            engine = await _engine(simulator, journal, bot, epoch)
+            engine = await shard_engine(simulator, journal, bot, epoch)
             engines.append(engine)
             engine.strategy = create_strategy(config, [SYMBOL])
             close = engine.last_price[SYMBOL]

@@ -19,25 +19,13 @@ import pytest
 from hvac.exceptions import Forbidden, InvalidPath
 
 from support.cluster import Cluster
-from support.objects import account, apply, bot, eventually, get, strategy
+from support.objects import account, apply, bot, condition, eventually, get, strategy
 from support.operator import OperatorProcess
 from support.servers import VaultServer
-from tradebot_contracts.names import (
-    CREDENTIALS_SECRET_LABEL,
-    exchange_object_name,
-    lease_name,
-    vault_role_name,
-)
+from tradebot_contracts.names import exchange_object_name, lease_name, vault_role_name
 from tradebot_operator.builders.vault_policy import operator_policy_hcl
 
 pytestmark = pytest.mark.integration
-
-
-def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
-    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if c.get("type") == type_:
-            return dict(c)
-    return None
 
 
 def reason_of(cluster: Cluster, ns: str, kind: str, name: str, type_: str) -> Any:
@@ -239,48 +227,6 @@ def test_finding_6_secret_ref_needs_the_installations_permission(
     apply(cluster, tenant, dev)
     ready = reason_of(cluster, tenant, "exchangeaccount", "xa-dev-secret", "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "SecretRefNotAllowed"), ready
-
-
-def test_robustness_a_secret_ref_must_name_an_existing_secret_labelled_for_tradebot(
-    cluster: Cluster, operator_process: OperatorProcess
-) -> None:
-    """With development Secrets allowed (the session operator), a secretRef to a missing
-    Secret used to report CredentialsReady True, and any Secret of the namespace (another
-    app's database password) could become the apiKey sent to the endpoint. Now: only a
-    Secret labelled tradebot.io/credentials=true, read as metadata, and no pod before."""
-    ns = cluster.namespace("tsec")
-    apply(
-        cluster, ns, strategy("sma-sec"),
-        account("xa-missing", credentials={"secretRef": {"name": "nowhere"}}),
-        account("xa-foreign", credentials={"secretRef": {"name": "other-app"}}),
-        _paper_bot("uses-foreign", "xa-foreign", "sma-sec"),
-    )  # fmt: skip
-    cluster.kubectl("create", "secret", "generic", "other-app", "-n", ns,
-                    "--from-literal=apiKey=db-password", "--from-literal=secret=x")  # fmt: skip
-    missing = reason_of(cluster, ns, "exchangeaccount", "xa-missing", "CredentialsReady")
-    assert (missing["status"], missing["reason"]) == ("False", "SecretNotFound"), missing
-
-    def foreign() -> Any:
-        c = condition(get(cluster, ns, "exchangeaccount", "xa-foreign"), "CredentialsReady")
-        return c if c and c.get("reason") == "SecretNotLabelled" else None
-
-    unlabelled = eventually(foreign, 60, "xa-foreign refused for its unlabelled Secret")
-    assert unlabelled["status"] == "False" and CREDENTIALS_SECRET_LABEL in unlabelled["message"]
-    ready = reason_of(cluster, ns, "tradingbot", "uses-foreign", "Ready")
-    assert (ready["status"], ready["reason"]) == ("False", "CredentialsNotReady"), ready
-    deployment = exchange_object_name("uses-foreign", "xa-foreign")
-    assert get(cluster, ns, "deployment", deployment) is None  # the Secret is never mounted
-
-    # Labelled for tradebot: the account is ready and the bot gets its Deployment.
-    cluster.kubectl("label", "secret", "other-app", "-n", ns, f"{CREDENTIALS_SECRET_LABEL}=true")
-    cluster.kubectl("annotate", "exchangeaccount", "xa-foreign", "-n", ns, "recheck=1")
-
-    def labelled() -> Any:
-        c = condition(get(cluster, ns, "exchangeaccount", "xa-foreign"), "CredentialsReady")
-        return c if c and c.get("status") == "True" else None
-
-    assert eventually(labelled, 60, "xa-foreign ready")["reason"] == "SecretRefDevelopmentOnly"
-    eventually(lambda: get(cluster, ns, "deployment", deployment), 60, "the bot's Deployment")
 
 
 def test_finding_8_child_names_of_two_bots_never_collide(cluster: Cluster, tenant: str) -> None:

@@ -31,15 +31,13 @@ from devenv import postgres as devenv_postgres
 from devenv import redis as devenv_redis
 from devenv import vault_database
 from support.cluster import Cluster
+from support.models import paper_models
 from tradebot_contracts.names import (
     presence_key,
     rate_limit_budget_key,
     runtime_service_account_name,
 )
 from tradebot_contracts.runtime_config import RuntimeConfig
-from tradebot_operator.api.exchange_account import ExchangeAccount
-from tradebot_operator.api.strategy import Strategy
-from tradebot_operator.api.trading_bot import TradingBot
 from tradebot_operator.builders.runtime_config import build_runtime_config
 from tradebot_operator.builders.vault_policy import bot_grant
 from tradebot_operator.services.vault import VaultAdmin
@@ -54,29 +52,6 @@ pytestmark = pytest.mark.integration
 PG_ADMIN_PASSWORD = "pg-owner-test-password"
 REDIS_ADMIN_PASSWORD = "redis-admin-test-password"
 TTL_S = 4
-
-
-def _objects(ns: str, bot: str) -> tuple[TradingBot, Strategy, ExchangeAccount]:
-    account = ExchangeAccount.model_validate({
-        "metadata": {"name": "acct", "namespace": ns, "generation": 1},
-        "spec": {"exchange": "binance", "mode": "paper"},
-    })  # fmt: skip
-    strategy = Strategy.model_validate({
-        "metadata": {"name": "sma", "namespace": ns},
-        "spec": {"type": "sma-crossover", "timeframe": "1m",
-                 "parameters": {"fast": 5, "slow": 20}},
-    })  # fmt: skip
-    trading_bot = TradingBot.model_validate({
-        "metadata": {"name": bot, "namespace": ns},
-        "spec": {
-            "strategyRef": {"name": "sma"}, "mode": "paper",
-            "exchanges": [{"account": "acct", "symbols": ["BTC/USDT"],
-                           "allocation": {"quote": "USDT", "amount": "100"}}],
-            "risk": {"maxPositionNotional": "500", "maxOrderNotional": "50",
-                     "maxDailyLoss": "20", "maxOrdersPerMinute": 10, "priceBandPercent": "5"},
-        },
-    })  # fmt: skip
-    return trading_bot, strategy, account
 
 
 @pytest.fixture
@@ -112,7 +87,7 @@ def _runtime_config(
 ) -> RuntimeConfig:
     """The bot's runtime config as its pod reads it from the ConfigMap, with the pod's
     projected token (a real one for the bot's ServiceAccount)."""
-    trading_bot, strategy, account = _objects(ns, bot)
+    trading_bot, strategy, account = paper_models(ns, bot, "acct")
     config = build_runtime_config(
         trading_bot, strategy, account, trading_bot.spec.exchanges[0], settings
     )
@@ -133,7 +108,7 @@ def test_each_bot_reaches_only_its_own_journal_rows_and_budget_keys(
     for prefix, name in (("dla", "alpha"), ("dlb", "beta")):
         ns = cluster.namespace(prefix)
         cluster.kubectl("create", "serviceaccount", runtime_service_account_name(name), "-n", ns)
-        trading_bot, _, account = _objects(ns, name)
+        trading_bot, _, account = paper_models(ns, name, "acct")
         asyncio.run(
             VaultAdmin(settings).sync_bot(bot_grant(trading_bot, {"acct": account}, settings))
         )

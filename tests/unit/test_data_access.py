@@ -9,10 +9,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from support.models import paper_models
 from tradebot_contracts import names
-from tradebot_operator.api.exchange_account import ExchangeAccount
-from tradebot_operator.api.strategy import Strategy
-from tradebot_operator.api.trading_bot import TradingBot
 from tradebot_operator.builders.context import ExchangeContext
 from tradebot_operator.builders.data_access import (
     RUNTIME_GROUP,
@@ -34,29 +32,6 @@ LOGINS = OperatorSettings(
     journal_dsn="postgresql://journal.db:5432/tradebot",
     redis_url="redis://redis.db:6379/0",
 )
-
-
-def _objects(ns: str = "prod", bot: str = "alpha") -> tuple[TradingBot, Strategy, ExchangeAccount]:
-    account = ExchangeAccount.model_validate({
-        "metadata": {"name": "paper", "namespace": ns, "generation": 1},
-        "spec": {"exchange": "binance", "mode": "paper"},
-    })  # fmt: skip
-    strategy = Strategy.model_validate({
-        "metadata": {"name": "sma", "namespace": ns},
-        "spec": {"type": "sma-crossover", "timeframe": "1m",
-                 "parameters": {"fast": 5, "slow": 20}},
-    })  # fmt: skip
-    trading_bot = TradingBot.model_validate({
-        "metadata": {"name": bot, "namespace": ns},
-        "spec": {
-            "strategyRef": {"name": "sma"}, "mode": "paper",
-            "exchanges": [{"account": "paper", "symbols": ["BTC/USDT"],
-                           "allocation": {"quote": "USDT", "amount": "100"}}],
-            "risk": {"maxPositionNotional": "500", "maxOrderNotional": "50",
-                     "maxDailyLoss": "20"},
-        },
-    })  # fmt: skip
-    return trading_bot, strategy, account
 
 
 def test_journal_role_creates_a_member_of_the_runtime_group_recorded_with_its_bot() -> None:
@@ -100,7 +75,7 @@ def test_no_login_roles_unless_the_installation_enables_them() -> None:
 
 
 def test_a_paper_bot_without_keys_still_gets_a_grant_for_its_logins() -> None:
-    trading_bot, _, account = _objects()
+    trading_bot, _, account = paper_models()
     grant = bot_grant(trading_bot, {"paper": account}, LOGINS)
     assert grant.secrets == () and not grant.needs_nothing
     role = names.vault_role_name("prod", "alpha")
@@ -117,7 +92,7 @@ def test_the_operator_may_write_login_roles_but_never_read_logins() -> None:
 
 
 def test_the_configmap_holds_host_port_and_database_only() -> None:
-    trading_bot, strategy, account = _objects()
+    trading_bot, strategy, account = paper_models()
     config = build_runtime_config(
         trading_bot, strategy, account, trading_bot.spec.exchanges[0], LOGINS
     )
@@ -135,7 +110,7 @@ def test_the_configmap_holds_host_port_and_database_only() -> None:
 
 
 def test_the_runtime_gets_a_vault_token_for_its_logins_without_exchange_keys() -> None:
-    trading_bot, strategy, account = _objects()
+    trading_bot, strategy, account = paper_models()
     exchange = trading_bot.spec.exchanges[0]
     for settings, mounted in ((LOGINS, True), (OperatorSettings(**VAULT), False)):
         config = build_runtime_config(trading_bot, strategy, account, exchange, settings)

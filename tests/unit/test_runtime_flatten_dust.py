@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
-from tradebot_runtime.delete_requests import FLATTEN_TAG, _closing_intent
+from tradebot_runtime.delete_requests import FLATTEN_TAG, _closing_intent, _priced
 from tradebot_runtime.domain import Fill, OrderType, Side
 from tradebot_runtime.positions import PositionBook
 from tradebot_runtime.precision import MarketRules
@@ -75,3 +75,34 @@ def test_a_remainder_below_the_minimum_notional_counts_as_flat() -> None:
     assert _closing_intent(engine, SYMBOL) is None
     engine.last_price[SYMBOL] = Decimal(200000)  # 10 USDT at this price: closable
     assert _closing_intent(engine, SYMBOL) is not None
+
+
+def test_without_a_reference_price_a_position_is_not_dust() -> None:
+    """Issue 15, scenario 6: right after a takeover no bar has set a price yet, and the
+    position counted as dust: flatten reported done with the whole position open."""
+    engine = _engine(("buy", "0.001", "0"))
+    engine.last_price.clear()
+    intent = _closing_intent(engine, SYMBOL)
+    assert intent is not None and intent.amount == Decimal("0.001")
+
+
+@dataclass
+class _PricingClient(_Client):
+    last: Decimal | None = None
+    asked: list[str] = field(default_factory=list)
+
+    async def fetch_last_price(self, symbol: str) -> Decimal | None:
+        self.asked.append(symbol)
+        return self.last
+
+
+async def test_flatten_asks_the_exchange_for_a_missing_price_and_waits_without_one() -> None:
+    engine = _engine(("buy", "0.001", "0"))
+    engine.last_price.clear()
+    engine.symbols = [SYMBOL, "ETH/USDT"]  # ETH: flat, needs no price
+    engine.client = _PricingClient()
+    assert await _priced(engine) is False  # no price anywhere: not acknowledged, retried
+    engine.client.last = Decimal(61000)
+    assert await _priced(engine) is True
+    assert engine.last_price == {SYMBOL: Decimal(61000)}
+    assert engine.client.asked == [SYMBOL, SYMBOL]

@@ -152,12 +152,12 @@ def test_unknown_resolved_by_lookup_found() -> None:
 def test_not_found_waits_for_the_grace_period_then_abandons() -> None:
     order = record()
     order.mark_sending(10_000)
-    order.mark_unknown(10_500)
+    order.mark_unknown(10_500)  # the request ended here: it was signed no later
     early = order.resolve_lookup(
-        LookupResult.NOT_FOUND, 10_000 + GRACE - 1, not_found_grace_ms=GRACE
+        LookupResult.NOT_FOUND, 10_500 + GRACE - 1, not_found_grace_ms=GRACE
     )
     assert early is UpdateOutcome.RETRY_LATER and order.state is S.UNKNOWN
-    late = order.resolve_lookup(LookupResult.NOT_FOUND, 10_000 + GRACE, not_found_grace_ms=GRACE)
+    late = order.resolve_lookup(LookupResult.NOT_FOUND, 10_500 + GRACE, not_found_grace_ms=GRACE)
     assert late is UpdateOutcome.APPLIED and order.state is S.ABANDONED
 
 
@@ -166,6 +166,31 @@ def test_recovered_sending_order_not_found_goes_through_unknown() -> None:
     order.mark_sending(10_000)
     outcome = order.resolve_lookup(LookupResult.NOT_FOUND, 99_000, not_found_grace_ms=GRACE)
     assert outcome is UpdateOutcome.APPLIED and order.state is S.ABANDONED
+
+
+def test_a_previous_leaders_send_waits_the_grace_from_the_takeover() -> None:
+    """Issue 15, scenario 1: its request may have left just before the leader died."""
+    order = record()
+    order.mark_sending(10_000)  # by the previous leader; the takeover is at 50_000
+    early = order.resolve_lookup(
+        LookupResult.NOT_FOUND, 50_000 + GRACE - 1, not_found_grace_ms=GRACE,
+        not_before_ms=50_000,
+    )  # fmt: skip
+    assert early is UpdateOutcome.RETRY_LATER and order.state is S.SENDING
+    late = order.resolve_lookup(
+        LookupResult.NOT_FOUND, 50_000 + GRACE, not_found_grace_ms=GRACE, not_before_ms=50_000
+    )
+    assert late is UpdateOutcome.APPLIED and order.state is S.ABANDONED
+
+
+def test_an_abandoned_order_found_after_all_is_revived() -> None:
+    order = record()
+    order.mark_sending(1)
+    order.mark_unknown(2)
+    order.transition(S.ABANDONED, 3)
+    assert order.revive("open", D(0), 4) is UpdateOutcome.APPLIED and order.state is S.OPEN
+    with pytest.raises(IllegalTransition):
+        order.revive("open", D(0), 5)  # only from ABANDONED
 
 
 def test_recovered_intent_uses_creation_time_for_grace() -> None:

@@ -99,6 +99,18 @@ def test_max_order_notional_uses_limit_price_or_last_price() -> None:
     )
 
 
+def test_a_sell_limit_far_below_the_market_is_valued_at_the_market() -> None:
+    """Issue 15: the cap was checked at the limit price, so a marketable sell limit far
+    below the last price passed it and filled at the market (its real notional)."""
+    engine = RiskEngine(RiskLimits(max_order_notional=D(1000)))
+    far_through = engine.check(limit(Side.SELL, "10", "50"), inputs(last="101"), NOW)
+    assert far_through.rule is RiskRule.MAX_ORDER_NOTIONAL
+    assert far_through.message == "order notional 1010 exceeds 1000"
+    assert engine.check(limit(Side.SELL, "10", "99"), inputs(last="100"), NOW).allowed
+    # a buy fills at its limit or better: the limit is its worst case
+    assert engine.check(limit(Side.BUY, "10", "100"), inputs(last="90"), NOW).allowed
+
+
 def test_max_position_notional_counts_working_orders_and_lets_reductions_pass() -> None:
     engine = RiskEngine(RiskLimits(max_position_notional=D(1000)))
     assert engine.check(market(Side.BUY, "5"), inputs(position="5"), NOW).allowed

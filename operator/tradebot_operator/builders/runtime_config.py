@@ -96,9 +96,11 @@ def build_runtime_config(
     rate_limit = account.spec.rate_limit
     logins = data_credentials_config(namespace, bot.metadata.name, settings)
     risk = bot.spec.risk
+    created = bot.metadata.creation_timestamp
     config = RuntimeConfig(
         bot=bot.metadata.name,
         namespace=namespace,
+        bot_generation=int(created.timestamp() * 1000) if created is not None else 0,
         account=account.metadata.name,
         exchange=account.spec.exchange,
         market_type=account.spec.market_type,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 import random
 import time
@@ -62,6 +63,23 @@ class OrderReport:
     filled: Decimal
     amount: Decimal | None
     side: str | None
+
+
+DEFAULT_RECV_WINDOW_MS = 10_000
+"""Receive window assumed for an exchange whose ccxt class names none (Binance: 10 s)."""
+CLOCK_SKEW_MS = 2_000
+"""Allowance for our clock against the exchange's, beyond the offset ccxt measured."""
+
+FILL_PAGE = 500
+"""Trades asked for per fetch_my_trades page (Binance's default; most exchanges allow it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FillPage:
+    """Our fills of one sync, and the newest trade timestamp seen (ours or not)."""
+
+    fills: list[Fill]
+    newest_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,13 +302,22 @@ class ExchangeClient:
         self.breaker.record_success()
         return SendResult(SendStatus.ACKED, order_report(order))
 
+    def not_found_grace_ms(self) -> int:
+        """How long after its request could last have been signed an order may still be
+        accepted: the exchange's receive window (the one ccxt signs with) plus clock skew.
+        Only then does a lookup that finds nothing mean the order never reached it."""
+        options = getattr(self.exchange, "options", None) or {}
+        window = int(options.get("recvWindow") or DEFAULT_RECV_WINDOW_MS)
+        offset = abs(int(options.get("timeDifference") or 0))
+        return window + CLOCK_SKEW_MS + offset
+
     async def lookup(self, symbol: str, client_order_id: str) -> OrderReport | None:
         """The order with ``client_order_id``; None when the exchange has no such order."""
         try:
             order = await self.read(
                 "fetch_order",
                 lambda: self.exchange.fetch_order(
-                    None, symbol, {"origClientOrderId": client_order_id}
+                    None, symbol, self.ids.lookup_params(client_order_id)
                 ),
             )
         except ccxt.OrderNotFound:
@@ -304,7 +331,7 @@ class ExchangeClient:
             order = await self._timed(
                 "cancel_order",
                 lambda: self.exchange.cancel_order(
-                    None, symbol, {"origClientOrderId": client_order_id}
+                    None, symbol, self.ids.lookup_params(client_order_id)
                 ),
             )
         except (ccxt.OrderNotFound, ccxt.InvalidOrder):
@@ -331,6 +358,36 @@ class ExchangeClient:
         trades = await self.read(
             "fetch_my_trades", lambda: self.exchange.fetch_my_trades(symbol, since)
         )
+        return await self._ours(symbol, trades, known)
+
+    async def fills_since(
+        self, symbol: str, since: int, *, known: Callable[[str], bool] | None = None
+    ) -> FillPage:
+        """Our fills in ``symbol`` from ``since`` (ms, inclusive) on, oldest first, page
+        after page until a page is not full: a fill older than the exchange's newest
+        page (500 trades on Binance, counting other bots' trades on the account) is
+        never lost. ``newest_ms``: the newest trade seen, ours or not, where the next sync
+        may start."""
+        cursor, out, taken = since, [], set()
+        while True:
+            fetch = functools.partial(self.exchange.fetch_my_trades, symbol, cursor, FILL_PAGE)
+            page: list[dict[str, Any]] = await self.read("fetch_my_trades", fetch)
+            for fill in await self._ours(symbol, page, known):
+                if (fill.trade_id, fill.client_order_id) not in taken:
+                    taken.add((fill.trade_id, fill.client_order_id))
+                    out.append(fill)
+            stamps = [int(t["timestamp"]) for t in page if t.get("timestamp") is not None]
+            top = max(stamps, default=cursor)
+            if len(page) < FILL_PAGE:
+                return FillPage(out, top)
+            if top <= cursor:  # a full page inside one millisecond: step over it
+                log.warning("a full page of trades at one timestamp", extra={"symbol": symbol})
+                top = cursor + 1
+            cursor = top
+
+    async def _ours(
+        self, symbol: str, trades: list[dict[str, Any]], known: Callable[[str], bool] | None
+    ) -> list[Fill]:
         out: list[Fill] = []
         for trade in trades:
             if known is not None and trade.get("id") is not None and known(str(trade["id"])):

@@ -33,6 +33,7 @@ from tradebot_contracts.order_ids import ClientOrderIds
 from tradebot_runtime.domain import ZERO, Fill, OrderType, Side, split_symbol
 from tradebot_runtime.exchange.client import (
     ExchangeClient,
+    FillPage,
     OrderReport,
     SendResult,
     SendStatus,
@@ -213,6 +214,13 @@ class PaperBroker(ExchangeClient):
             for f in self.fills.get(symbol, [])
             if (since is None or f.ts >= since) and (known is None or not known(f.trade_id))
         ]
+
+    async def fills_since(
+        self, symbol: str, since: int, *, known: Callable[[str], bool] | None = None
+    ) -> FillPage:
+        fills = await self.my_trades(symbol, since, known=known)
+        stamps = [f.ts for f in self.fills.get(symbol, [])]
+        return FillPage(fills, max(stamps, default=since))
 
     async def free_balances(self) -> dict[str, Decimal]:
         return {}

@@ -165,6 +165,17 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
             WITH CHECK (bot = (SELECT journal_login_bot()));
         """,
     ),
+    (
+        4,
+        # A bot deleted and created again under the same name starts its Leases' epochs
+        # from the beginning, below the epoch its predecessor left here: the new bot could
+        # never take its shards. The fence is (generation, epoch) instead: the generation
+        # is the bot's creation time, later for every new incarnation. next_seq is never
+        # reset, so a client order id is never issued twice.
+        """
+        ALTER TABLE shard_epochs ADD COLUMN generation bigint NOT NULL DEFAULT 0;
+        """,
+    ),
 )
 
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

@@ -65,18 +65,26 @@ class Fence:
     account: str
     shard: int
     epoch: int
+    generation: int = 0
+    """The bot's incarnation (its creation time, ms): a bot created again under the same
+    name has a higher one, so its epochs may start from the beginning again."""
 
 
-_FENCE_CTE = """
+def _fence_cte(generation: int) -> str:
+    """The fence of a statement whose $1..$4 are bot, account, shard and epoch and whose
+    last parameter, ``$<generation>``, is the fence's generation."""
+    return f"""
 WITH fence AS (
     SELECT 1 FROM shard_epochs
     WHERE bot = $1 AND account = $2 AND shard = $3 AND epoch = $4
+      AND generation = ${generation}
     FOR SHARE
 )
 """
 
+
 _INSERT_INTENT = (
-    _FENCE_CTE
+    _fence_cte(21)
     + """
 INSERT INTO orders (client_order_id, bot, account, shard, epoch, seq, symbol, side, type,
                     amount, price, reduce_only, tag, state, filled, exchange_order_id,
@@ -88,7 +96,7 @@ RETURNING 1
 )
 
 _UPDATE_ORDER = (
-    _FENCE_CTE
+    _fence_cte(11)
     + """
 UPDATE orders SET state = $6, filled = $7, exchange_order_id = $8, sent_ms = $9,
                   updated_ms = $10, updated_at = now()
@@ -99,7 +107,7 @@ RETURNING 1
 )
 
 _INSERT_FILL = (
-    _FENCE_CTE
+    _fence_cte(14)
     + """
 INSERT INTO fills (account, symbol, trade_id, bot, shard, client_order_id, side, price,
                    amount, fee, fee_currency, ts_ms)
@@ -111,16 +119,18 @@ RETURNING 1
 
 _ALLOCATE = """
 UPDATE shard_epochs SET next_seq = next_seq + $5, updated_at = now()
-WHERE bot = $1 AND account = $2 AND shard = $3 AND epoch = $4
+WHERE bot = $1 AND account = $2 AND shard = $3 AND epoch = $4 AND generation = $6
 RETURNING next_seq - $5
 """
 
+# Never lowers (generation, epoch); next_seq is kept across generations.
 _TAKE = """
-INSERT INTO shard_epochs AS s (bot, account, shard, epoch, holder)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO shard_epochs AS s (bot, account, shard, epoch, holder, generation)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (bot, account, shard) DO UPDATE
-    SET epoch = excluded.epoch, holder = excluded.holder, updated_at = now()
-    WHERE s.epoch <= excluded.epoch
+    SET epoch = excluded.epoch, holder = excluded.holder, generation = excluded.generation,
+        updated_at = now()
+    WHERE (s.generation, s.epoch) <= (excluded.generation, excluded.epoch)
 RETURNING epoch, next_seq
 """
 
@@ -215,10 +225,10 @@ class Journal:
     # -- shards -------------------------------------------------------------------------
 
     async def take_shard(self, fence: Fence, holder: str) -> int:
-        """Record ``fence.epoch`` as the shard's current epoch (never lowers it); returns
-        the shard's next sequence number. Raises StaleEpochError when a higher epoch is
-        already recorded."""
-        row = await self.pool.fetchrow(_TAKE, *_fence_args(fence), holder)
+        """Record ``fence.epoch`` as the shard's current epoch (never lowers the pair
+        (generation, epoch)); returns the shard's next sequence number, which carries on
+        across generations. Raises StaleEpochError when a higher pair is recorded."""
+        row = await self.pool.fetchrow(_TAKE, *_fence_args(fence), holder, fence.generation)
         if row is None:
             raise StaleEpochError(fence, await self.current_epoch(fence))
         return int(row["next_seq"])
@@ -236,15 +246,19 @@ class Journal:
         """Reserve ``count`` sequence numbers for this shard (fenced)."""
         if count < 1:
             raise ValueError("count must be positive")
-        first = await self.pool.fetchval(_ALLOCATE, *_fence_args(fence), count)
+        first = await self.pool.fetchval(_ALLOCATE, *_fence_args(fence), count, fence.generation)
         if first is None:
             raise StaleEpochError(fence, await self.current_epoch(fence))
         return range(int(first), int(first) + count)
 
     async def _stale_or(self, fence: Fence, other: JournalError) -> JournalError:
-        current = await self.current_epoch(fence)
-        if current != fence.epoch:
-            return StaleEpochError(fence, current)
+        row = await self.pool.fetchrow(
+            "SELECT generation, epoch FROM shard_epochs"
+            " WHERE bot = $1 AND account = $2 AND shard = $3",
+            fence.bot, fence.account, fence.shard,
+        )  # fmt: skip
+        if row is None or (row["generation"], row["epoch"]) != (fence.generation, fence.epoch):
+            return StaleEpochError(fence, None if row is None else int(row["epoch"]))
         return other
 
     # -- orders -------------------------------------------------------------------------
@@ -273,6 +287,7 @@ class Journal:
             record.created_ms,
             record.sent_ms,
             record.updated_ms,
+            fence.generation,
         )
         if done is None:
             raise StaleEpochError(fence, await self.current_epoch(fence))
@@ -288,6 +303,7 @@ class Journal:
             record.exchange_order_id,
             record.sent_ms,
             record.updated_ms,
+            fence.generation,
         )
         if done is None:
             raise await self._stale_or(
@@ -317,6 +333,18 @@ class Journal:
         )
         return [record_from_row(row) for row in rows]
 
+    async def load_abandoned(
+        self, bot: str, account: str, shard: int, since_ms: int
+    ) -> list[OrderRecord]:
+        """The shard's orders abandoned (never found) since ``since_ms``: looked up again
+        on takeover, in case the exchange took one after all."""
+        rows = await self.pool.fetch(
+            f"SELECT {_ORDER_COLUMNS} FROM orders WHERE bot = $1 AND account = $2"
+            " AND shard = $3 AND state = 'abandoned' AND updated_ms >= $4 ORDER BY seq",
+            bot, account, shard, since_ms,
+        )  # fmt: skip
+        return [record_from_row(row) for row in rows]
+
     async def tag_stats(
         self, bot: str, account: str, shard: int
     ) -> dict[tuple[str, str], tuple[int, int]]:
@@ -332,6 +360,16 @@ class Journal:
             shard,
         )
         return {(r["symbol"], r["tag"]): (int(r["n"]), int(r["last"])) for r in rows}
+
+    async def first_order_ms(self, bot: str, account: str, shard: int, symbol: str) -> int | None:
+        """When the shard's oldest order in ``symbol`` was created (None: it has none):
+        no fill of this shard in that symbol can be older."""
+        value = await self.pool.fetchval(
+            "SELECT min(created_ms) FROM orders"
+            " WHERE bot = $1 AND account = $2 AND shard = $3 AND symbol = $4",
+            bot, account, shard, symbol,
+        )  # fmt: skip
+        return None if value is None else int(value)
 
     # -- fills --------------------------------------------------------------------------
 
@@ -350,6 +388,7 @@ class Journal:
             fill.fee,
             fill.fee_currency,
             fill.ts,
+            fence.generation,
         )
         if inserted is not None:
             return True

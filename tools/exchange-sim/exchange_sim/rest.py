@@ -421,8 +421,12 @@ class RestFront:
         retry_after: int | None = None
         try:
             wall = sim.wall_now()  # rules expire by wall time, not by the skewed clock
+            held = False
             for fault in sim.faults.for_request(method, path, account_name, "before", wall):
                 await self._apply(request, fault, before=True)
+                held = True
+            if held:  # processed now, not on arrival: recvWindow counts from the signature
+                ctx.now = sim.now(account_name)
             lowered = None if sim.faults.empty else sim.faults.weight_limit(account_name, wall)
             weight = request_weight(method, path, params)
             used = sim.limiter.charge(bucket, weight, ctx.now, lowered)
