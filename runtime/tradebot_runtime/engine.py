@@ -94,6 +94,7 @@ class ShardEngine(ShardReconciler):
         self.last_price[bar.symbol] = bar.close
         if not self.reconciled or self.stopped:
             return []
+        self.sample_pnl()  # a new mark: the day's PnL and the peak move with it
         with self.tracer.start_as_current_span("tick") as tick:
             if tick.is_recording():
                 tick.set_attributes(
@@ -145,8 +146,11 @@ class ShardEngine(ShardReconciler):
             return None
         intent = conformed.intent
         daily, drawdown = self._snapshot()
+        # acknowledged fills count at once: a second intent in the same bar must not pass
+        # the position cap, nor a reduce-only one flip the position, before the poll
+        position = self.book.position(symbol).amount + self.unbooked(symbol)
         inputs = risk_inputs_for(
-            symbol, self.book.position(symbol).amount,
+            symbol, position,
             self.orders.values(),
             self.last_price.get(symbol), daily_pnl=daily, drawdown_pct=drawdown,
         )  # fmt: skip
@@ -204,7 +208,7 @@ class ShardEngine(ShardReconciler):
             # journaled but not sent: SENDING is resolved by lookup like any other
             return record
         with self.tracer.start_as_current_span("ack") as ack:
-            result = await self.client.create_order(record)
+            result = await self.client.create_order(record, self.is_leader)
             self._apply_send_result(record, result)
             if ack.is_recording():
                 ack.set_attribute("state", record.state.value)
@@ -214,10 +218,10 @@ class ShardEngine(ShardReconciler):
                 if result.status is SendStatus.REJECTED:
                     ack.set_attribute("reason", result.reason)
         await self.journal.update_order(self.fence, record)
-        if record.state is OrderState.REJECTED:
+        if record.state in (OrderState.REJECTED, OrderState.ABANDONED):
             await self._load_tags()  # a refused order does not count for the schedule
         if record.state.is_terminal:
-            self.orders.pop(record.client_order_id, None)
+            self._retire(record)
         metrics.ORDER_LATENCY.labels(str(self.shard)).observe(time.perf_counter() - started)
         log.info(
             "order",
@@ -240,6 +244,13 @@ class ShardEngine(ShardReconciler):
             )  # fmt: skip
             self.stats.placed += 1
             metrics.ORDERS.labels(*labels, "acked").inc()
+        elif result.status is SendStatus.NOT_SENT:
+            record.mark_not_sent(now)
+            metrics.ORDERS.labels(*labels, "not_sent").inc()
+            log.warning(
+                "order not sent: the Lease lapsed during a rate-limit wait",
+                extra={"client_order_id": record.client_order_id},
+            )
         elif result.status is SendStatus.REJECTED:
             record.mark_rejected(now)
             self.stats.rejected += 1

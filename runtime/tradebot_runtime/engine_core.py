@@ -15,6 +15,7 @@ from typing import Any
 from opentelemetry.trace import Tracer
 
 from tradebot_runtime import tracing
+from tradebot_runtime.domain import Side
 from tradebot_runtime.exchange.client import ExchangeClient
 from tradebot_runtime.journal import Fence, Journal
 from tradebot_runtime.orders import OrderRecord
@@ -55,6 +56,13 @@ class EngineCore:
     last_price: dict[str, Decimal] = field(default_factory=dict)
     stats: ShardStats = field(default_factory=ShardStats)
     tags: dict[tuple[str, str], TagStats] = field(default_factory=dict)
+    booked: dict[str, Decimal] = field(default_factory=dict)
+    """Per client order id: the amount of its fills booked in ``book``."""
+    settling: dict[str, OrderRecord] = field(default_factory=dict)
+    """Orders gone from ``orders`` (filled, canceled) whose acknowledged fills are not all
+    booked yet: risk still counts them (``unbooked``)."""
+    saved_pnl: tuple[object, ...] | None = None
+    """The PnL baselines as last written to the journal (``save_pnl``)."""
     fill_cursor: dict[str, int] = field(default_factory=dict)
     """Per symbol: the newest trade timestamp synced (ms); fills are fetched from there on
     (engine_reconcile.py ``sync_fills``)."""
@@ -83,6 +91,24 @@ class EngineCore:
     async def _load_tags(self) -> None:
         stats = await self.journal.tag_stats(self.fence.bot, self.fence.account, self.shard)
         self.tags = {key: TagStats(count=n, last_ts=last) for key, (n, last) in stats.items()}
+
+    def unbooked(self, symbol: str) -> Decimal:
+        """Signed amount the exchange reported filled (ack, lookup, poll) that no booked
+        fill carries yet: part of the position for risk until the fills are booked."""
+        total = Decimal(0)
+        for record in (*self.orders.values(), *self.settling.values()):
+            if record.intent.symbol != symbol:
+                continue
+            pending = record.filled - self.booked.get(record.client_order_id, Decimal(0))
+            if pending > 0:
+                total += pending if record.intent.side is Side.BUY else -pending
+        return total
+
+    def _retire(self, record: OrderRecord) -> None:
+        """A terminal order leaves the working set; it settles until its fills are booked."""
+        self.orders.pop(record.client_order_id, None)
+        if record.filled > self.booked.get(record.client_order_id, Decimal(0)):
+            self.settling[record.client_order_id] = record
 
     def _count_tag(self, record: OrderRecord) -> None:
         key = (record.intent.symbol, record.intent.tag)

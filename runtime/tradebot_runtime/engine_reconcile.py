@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import functools
 import logging
+from decimal import Decimal
 
 from tradebot_runtime import metrics
 from tradebot_runtime.domain import Fill
 from tradebot_runtime.engine_core import EngineCore, now_ms
 from tradebot_runtime.exchange.client import OrderReport
 from tradebot_runtime.orders import LookupResult, OrderRecord, OrderState, UpdateOutcome
+from tradebot_runtime.positions import PnlTracker, PnlTrackerState
 
 log = logging.getLogger("tradebot.engine")
 
@@ -48,7 +50,7 @@ class ShardReconciler(EngineCore):
             epoch=self.fence.epoch, data={"holder": holder},
         )  # fmt: skip
         for fill in await self.journal.load_fills(self.fence.bot, self.fence.account, self.shard):
-            self.book.apply(fill)
+            self._book(fill)  # an old fill's price is no reference for now
             self.fill_cursor[fill.symbol] = max(self.fill_cursor.get(fill.symbol, 0), fill.ts)
         for symbol in self.symbols:
             if symbol not in self.fill_cursor:  # no fill booked: none before its first order
@@ -56,6 +58,12 @@ class ShardReconciler(EngineCore):
                     self.fence.bot, self.fence.account, self.shard, symbol
                 )
                 self.fill_cursor[symbol] = now_ms() if first is None else first
+        baseline = await self.journal.load_pnl_baseline(
+            self.fence.bot, self.fence.account, self.shard
+        )
+        if baseline is not None:  # the day's opening and the peak survive a takeover
+            self.pnl = PnlTracker(self.pnl.starting_equity, baseline)
+            self.saved_pnl = _pnl_key(baseline)
         for record in await self.journal.load_orders(
             self.fence.bot, self.fence.account, self.shard
         ):
@@ -142,7 +150,7 @@ class ShardReconciler(EngineCore):
             if record.state is OrderState.ABANDONED:
                 await self._load_tags()  # it never reached the market: not in the schedule
         if record.state.is_terminal:
-            self.orders.pop(record.client_order_id, None)
+            self._retire(record)
 
     async def settle_cancel(self, record: OrderRecord) -> None:
         """After a cancel attempt: the exchange's state of the order, or OPEN again when it
@@ -167,7 +175,13 @@ class ShardReconciler(EngineCore):
         return sum(1 for r in self.orders.values() if r.state in _LOOKUP)
 
     async def poll_orders(self) -> None:
-        """Refresh working orders (open orders per symbol, lookups for the rest) and fills."""
+        """Refresh working orders (open orders per symbol, lookups for the rest) and fills,
+        then sample and save the PnL baselines."""
+        await self._poll_orders()
+        self.sample_pnl()
+        await self.save_pnl()
+
+    async def _poll_orders(self) -> None:
         working = list(self.orders.values())
         if not working:
             await self.sync_fills()
@@ -188,6 +202,19 @@ class ShardReconciler(EngineCore):
             else:
                 await self._refresh(record)
         await self.sync_fills()
+
+    def sample_pnl(self) -> None:
+        """Feed the PnL tracker the current total (on every mark change and poll, not only
+        when an order is tried: day rollovers and peaks between orders count)."""
+        self.pnl.update(now_ms(), self.book.total_pnl(self.last_price))
+
+    async def save_pnl(self) -> None:
+        """Write the PnL baselines when they changed (fenced)."""
+        state = self.pnl.state
+        if state is None or _pnl_key(state) == self.saved_pnl:
+            return
+        await self.journal.save_pnl_baseline(self.fence, state)
+        self.saved_pnl = _pnl_key(state)
 
     async def sync_fills(self) -> int:
         """Book our fills from the exchange (deduplicated); returns how many were new.
@@ -212,8 +239,23 @@ class ShardReconciler(EngineCore):
         return new
 
     def _apply_fill(self, fill: Fill) -> None:
-        if self.book.apply(fill):
+        if self._book(fill):
             self.last_price.setdefault(fill.symbol, fill.price)
+
+    def _book(self, fill: Fill) -> bool:
+        """Into the position book (once per fill); an order it completes stops settling."""
+        if not self.book.apply(fill):
+            return False
+        cid = fill.client_order_id
+        self.booked[cid] = self.booked.get(cid, Decimal(0)) + fill.amount
+        settled = self.settling.get(cid)
+        if settled is not None and self.booked[cid] >= settled.filled:
+            del self.settling[cid]
+        return True
 
 
 _LOOKUP = frozenset({OrderState.INTENT, OrderState.SENDING, OrderState.UNKNOWN})
+
+
+def _pnl_key(state: PnlTrackerState) -> tuple[object, ...]:
+    return (state.day, state.day_open_pnl, state.peak_equity, state.last_total_pnl)

@@ -259,17 +259,19 @@ class LeaseManager(LeaseHolder):
         async with self._lock:
             await self._release(shard, graceful=True)
 
-    async def stop(self) -> None:
+    async def stop(self, release: bool = True) -> None:
         """Shutdown: stop renewing and release every held Lease at once (the engine has
-        already stopped sending)."""
+        already stopped sending). ``release=False``: keep them until they expire (an order
+        may still be on its way: the successor must not start before it lands)."""
         self._stopping = True
         self._wake.set()
         for held in self.held.values():
             held.valid_until = 0.0  # fail closed immediately
-        async with self._lock:
-            await asyncio.gather(
-                *(self._release(shard, graceful=False) for shard in list(self.held))
-            )
+        if release:
+            async with self._lock:
+                await asyncio.gather(
+                    *(self._release(shard, graceful=False) for shard in list(self.held))
+                )
         if self.presence is not None:
             try:
                 await self.presence.leave()

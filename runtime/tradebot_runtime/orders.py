@@ -214,6 +214,12 @@ class OrderRecord:
             self.sent_ms = now_ms
         self.transition(S.UNKNOWN, now_ms)
 
+    def mark_not_sent(self, now_ms: int) -> None:
+        """The create request certainly never went out (the right to send ended first):
+        abandoned at once, nothing to look up."""
+        self.transition(S.UNKNOWN, now_ms)
+        self.transition(S.ABANDONED, now_ms)
+
     def mark_rejected(self, now_ms: int) -> None:
         """The exchange definitely refused the create request."""
         self.transition(S.REJECTED, now_ms)

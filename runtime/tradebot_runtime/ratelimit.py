@@ -33,11 +33,12 @@ limiter for the reply's ``Retry-After`` (at least ``MIN_PAUSE_S``), counted in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any, Final
 
@@ -73,6 +74,43 @@ class _Credit:
 
 
 _PREPAID: Final = contextvars.ContextVar[_Credit | None]("tradebot_ratelimit_prepaid", default=None)
+
+_SEND_GATE: Final = contextvars.ContextVar[Callable[[], bool] | None](
+    "tradebot_ratelimit_send_gate", default=None
+)
+"""Set around an order's create request (``send_gate``): may it still go out?"""
+
+
+class SendDeadlinePassed(Exception):
+    """The request was about to go out after the sender lost the right to send (its Lease
+    lapsed during a rate-limit wait): it is not sent, and nothing reached the exchange."""
+
+
+@contextlib.contextmanager
+def send_gate(may_send: Callable[[], bool]) -> Iterator[None]:
+    """While the block runs, every throttle wait of this task ends with ``may_send()``:
+    False raises SendDeadlinePassed before the request is signed and sent."""
+    token = _SEND_GATE.set(may_send)
+    try:
+        yield
+    finally:
+        _SEND_GATE.reset(token)
+
+
+GATE_POLL_S: Final = 0.2
+"""A pause (429, 418) is slept in slices this long while a send gate is set, so that a
+lapsed Lease ends the wait at once instead of after up to 300 s."""
+
+
+async def _nap(seconds: float) -> None:
+    await asyncio.sleep(min(seconds, GATE_POLL_S) if _SEND_GATE.get() is not None else seconds)
+
+
+def _check_gate() -> None:
+    gate = _SEND_GATE.get()
+    if gate is not None and not gate():
+        raise SendDeadlinePassed("the right to send ended while waiting for the rate limit")
+
 
 MAX_REQUEST_COST_MILLI: Final = 5 * MICRO_PER_MILLI
 """Largest single request cost the bucket must be able to serve (Binance exchangeInfo,
@@ -278,17 +316,20 @@ class SharedRateLimiter:
             credit.milli -= used
             cost_milli -= used
             if cost_milli == 0:
+                _check_gate()
                 return
         started = time.monotonic()
         while True:
+            _check_gate()  # after every wait, and right before the request goes out
             pause = self._paused_until - time.monotonic()
             if pause > 0:
-                await asyncio.sleep(pause)
+                await _nap(pause)
                 continue
             allowed, wait_ms = await self._take(cost_milli)
             if allowed:
                 break
             await asyncio.sleep(max(wait_ms, 1) / 1000)
+        _check_gate()
         waited = time.monotonic() - started
         if waited > 0.0005:
             self.waited_s += waited

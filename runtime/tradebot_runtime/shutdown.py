@@ -12,8 +12,9 @@ from tradebot_runtime.tracing import shutdown_tracing
 
 log = logging.getLogger("tradebot.app")
 
-SHUTDOWN_QUIESCE_S: Final = 2.0
-"""SIGTERM: how long in-flight order work may finish before the Leases are released."""
+SHUTDOWN_QUIESCE_MARGIN_S: Final = 1.0
+"""SIGTERM: in-flight order work may finish for the exchange's request timeout plus this
+before the Leases are released; still busy then, they are left to expire instead."""
 
 
 class Shutdown(AppState):
@@ -30,10 +31,10 @@ class Shutdown(AppState):
 
     async def shutdown(self) -> None:
         self.request_stop()
-        await self._quiesce_slots(SHUTDOWN_QUIESCE_S)
+        quiet = await self._quiesce_slots(self._quiesce_limit_s())
         if self.leases is not None:
             try:
-                await asyncio.wait_for(self.leases.stop(), 5)
+                await asyncio.wait_for(self.leases.stop(release=quiet), 5)
             except Exception as exc:
                 log.warning("lease release failed: %s", exc)
         for task in self.tasks:
@@ -66,11 +67,17 @@ class Shutdown(AppState):
         await asyncio.to_thread(shutdown_tracing)  # flushes the batch (blocking HTTP)
         log.info("runtime stopped")
 
-    async def _quiesce_slots(self, limit_s: float) -> None:
+    def _quiesce_limit_s(self) -> float:
+        """A create on the wire ends by the exchange's request timeout (ccxt, ms)."""
+        timeout_ms = getattr(getattr(self.client, "exchange", None), "timeout", None) or 10_000
+        return float(timeout_ms) / 1000 + SHUTDOWN_QUIESCE_MARGIN_S
+
+    async def _quiesce_slots(self, limit_s: float) -> bool:
         """Before the Leases are released: cancel shard starts and wait (bounded) until no
         order work is in flight, so that the successor's first order can never reach the
         exchange before one of ours (a send already on the wire finishes first). Nothing
-        new starts: ``stopping`` makes ``is_leader`` false and every engine is stopped."""
+        new starts: ``stopping`` makes ``is_leader`` false and every engine is stopped.
+        True when all is quiet."""
         for slot in self.slots.values():
             if slot.starting is not None and not slot.starting.done():
                 slot.starting.cancel()
@@ -81,8 +88,10 @@ class Shutdown(AppState):
 
         busy = [slot for slot in self.slots.values() if slot.lock.locked()]
         if not busy:
-            return
+            return True
         try:
             await asyncio.wait_for(asyncio.gather(*(idle(s) for s in busy)), limit_s)
         except TimeoutError:
-            log.warning("order work still in flight at shutdown; releasing the leases anyway")
+            log.warning("order work still in flight at shutdown: the leases are left to expire")
+            return False
+        return True

@@ -39,6 +39,7 @@ from tradebot_runtime.precision import (
     MoneyPrecision,
     money_precision,
 )
+from tradebot_runtime.ratelimit import SendDeadlinePassed, send_gate
 from tradebot_runtime.ratelimit_cost import UnknownEndpoint, request_cost
 
 log = logging.getLogger("tradebot.exchange")
@@ -50,6 +51,8 @@ class SendStatus(enum.StrEnum):
     UNKNOWN = "unknown"
     REJECTED = "rejected"
     BREAKER_OPEN = "breaker_open"
+    NOT_SENT = "not_sent"
+    """The right to send ended before the request went out (nothing reached the exchange)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,12 +271,27 @@ class ExchangeClient:
 
     # -- orders -------------------------------------------------------------------------
 
-    async def create_order(self, record: OrderRecord) -> SendResult:
-        """Send one journaled order under its client id. Never retried here."""
+    async def create_order(
+        self, record: OrderRecord, may_send: Callable[[], bool] | None = None
+    ) -> SendResult:
+        """Send one journaled order under its client id. Never retried here.
+        ``may_send`` (the Lease): checked after every rate-limit wait and right before the
+        request goes out; False then means NOT_SENT (certainly not at the exchange)."""
         if not self.breaker.allow():
             return SendResult(SendStatus.BREAKER_OPEN, reason="circuit breaker open")
+        if may_send is not None:
+            with send_gate(may_send):
+                try:
+                    return await self._create(record)
+                except SendDeadlinePassed as exc:
+                    return SendResult(SendStatus.NOT_SENT, reason=str(exc))
+        return await self._create(record)
+
+    async def _create(self, record: OrderRecord) -> SendResult:
         intent = record.intent
-        params = self.ids.order_params(record.client_order_id)
+        params: dict[str, Any] = dict(self.ids.order_params(record.client_order_id))
+        if intent.reduce_only and self._derivative(intent.symbol):
+            params["reduceOnly"] = True  # the exchange enforces it too (spot has no such flag)
         price = float(intent.price) if intent.price is not None else None
         try:
             order = await self._timed(
@@ -287,7 +305,7 @@ class ExchangeClient:
                     params,
                 ),
             )
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, SendDeadlinePassed):
             raise
         except Exception as exc:
             policy = classify_error(exc, Operation.CREATE)
@@ -301,6 +319,10 @@ class ExchangeClient:
             return SendResult(SendStatus.UNKNOWN, reason=policy.reason)
         self.breaker.record_success()
         return SendResult(SendStatus.ACKED, order_report(order))
+
+    def _derivative(self, symbol: str) -> bool:
+        market = (getattr(self.exchange, "markets", None) or {}).get(symbol) or {}
+        return bool(market.get("contract"))
 
     def not_found_grace_ms(self) -> int:
         """How long after its request could last have been signed an order may still be

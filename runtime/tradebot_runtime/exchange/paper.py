@@ -134,7 +134,11 @@ class PaperBroker(ExchangeClient):
 
     # -- orders -------------------------------------------------------------------------
 
-    async def create_order(self, record: OrderRecord) -> SendResult:
+    async def create_order(
+        self, record: OrderRecord, may_send: Callable[[], bool] | None = None
+    ) -> SendResult:
+        if may_send is not None and not may_send():
+            return SendResult(SendStatus.NOT_SENT, reason="the right to send ended")
         intent = record.intent
         cid = record.client_order_id
         if cid in self.paper_orders:

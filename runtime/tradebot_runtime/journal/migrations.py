@@ -176,6 +176,31 @@ MIGRATIONS: Final[tuple[tuple[int, str], ...]] = (
         ALTER TABLE shard_epochs ADD COLUMN generation bigint NOT NULL DEFAULT 0;
         """,
     ),
+    (
+        5,
+        # The daily-loss and drawdown baselines of each shard. They lived in memory only,
+        # so every restart or failover opened a new day at the current PnL and a new peak
+        # at the current equity: a pod killed at its loss limit came back with a fresh
+        # budget. Written fenced by the shard's leader, read on takeover.
+        """
+        CREATE TABLE pnl_baselines (
+            bot            text    NOT NULL,
+            account        text    NOT NULL,
+            shard          int     NOT NULL,
+            day            int     NOT NULL,
+            day_open_pnl   numeric NOT NULL,
+            peak_equity    numeric NOT NULL,
+            last_total_pnl numeric NOT NULL,
+            updated_at     timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (bot, account, shard)
+        );
+        GRANT SELECT, INSERT, UPDATE ON pnl_baselines TO tradebot_runtime;
+        ALTER TABLE pnl_baselines ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY own_bot ON pnl_baselines TO tradebot_runtime
+            USING (bot = (SELECT journal_login_bot()))
+            WITH CHECK (bot = (SELECT journal_login_bot()));
+        """,
+    ),
 )
 
 LATEST_VERSION: Final = MIGRATIONS[-1][0]

@@ -31,6 +31,7 @@ from tradebot_runtime import metrics
 from tradebot_runtime.domain import Fill, OrderIntent, OrderType, Side
 from tradebot_runtime.journal.migrations import LATEST_VERSION, migrate
 from tradebot_runtime.orders import WORKING_STATES, OrderRecord, OrderState
+from tradebot_runtime.positions import PnlTrackerState
 
 
 class JournalError(RuntimeError):
@@ -133,6 +134,20 @@ ON CONFLICT (bot, account, shard) DO UPDATE
     WHERE (s.generation, s.epoch) <= (excluded.generation, excluded.epoch)
 RETURNING epoch, next_seq
 """
+
+_SAVE_PNL = (
+    _fence_cte(9)
+    + """
+INSERT INTO pnl_baselines AS p (bot, account, shard, day, day_open_pnl, peak_equity,
+                                last_total_pnl)
+SELECT $1, $2, $3, $5, $6, $7, $8 FROM fence
+ON CONFLICT (bot, account, shard) DO UPDATE
+    SET day = excluded.day, day_open_pnl = excluded.day_open_pnl,
+        peak_equity = excluded.peak_equity, last_total_pnl = excluded.last_total_pnl,
+        updated_at = now()
+RETURNING 1
+"""
+)
 
 _ORDER_COLUMNS = """client_order_id, shard, epoch, seq, symbol, side, type, amount, price,
 reduce_only, tag, state, filled, exchange_order_id, created_ms, sent_ms, updated_ms"""
@@ -370,6 +385,31 @@ class Journal:
             bot, account, shard, symbol,
         )  # fmt: skip
         return None if value is None else int(value)
+
+    # -- PnL baselines ------------------------------------------------------------------
+
+    async def save_pnl_baseline(self, fence: Fence, state: PnlTrackerState) -> None:
+        """The shard's daily-loss and drawdown baselines (fenced)."""
+        done = await self.pool.fetchval(
+            _SAVE_PNL, *_fence_args(fence), state.day, state.day_open_pnl,
+            state.peak_equity, state.last_total_pnl, fence.generation,
+        )  # fmt: skip
+        if done is None:
+            raise StaleEpochError(fence, await self.current_epoch(fence))
+
+    async def load_pnl_baseline(self, bot: str, account: str, shard: int) -> PnlTrackerState | None:
+        row = await self.pool.fetchrow(
+            "SELECT day, day_open_pnl, peak_equity, last_total_pnl FROM pnl_baselines"
+            " WHERE bot = $1 AND account = $2 AND shard = $3",
+            bot, account, shard,
+        )  # fmt: skip
+        if row is None:
+            return None
+        return PnlTrackerState(
+            day=int(row["day"]), day_open_pnl=Decimal(row["day_open_pnl"]),
+            peak_equity=Decimal(row["peak_equity"]),
+            last_total_pnl=Decimal(row["last_total_pnl"]),
+        )  # fmt: skip
 
     # -- fills --------------------------------------------------------------------------
 
