@@ -177,9 +177,10 @@ class Fill:
         _require_non_negative("fee", self.fee)
 
     @property
-    def key(self) -> tuple[str, str]:
-        """Dedup key: (symbol, exchange trade id)."""
-        return (self.symbol, self.trade_id)
+    def key(self) -> tuple[str, str, str]:
+        """Dedup key: (symbol, exchange trade id, side). A trade between two of our own
+        orders has one id and two sides, both ours: each is a fill."""
+        return (self.symbol, self.trade_id, self.side.value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,6 +87,7 @@ class ShardEngine(ShardReconciler):
             last_price=self.last_price.get(symbol),
             tag_stats={tag: stats for (sym, tag), stats in self.tags.items() if sym == symbol},
             trading_state=self.risk.trading_state,
+            balances=self.balances,
         )
 
     async def on_bar(self, bar: Bar) -> list[OrderRecord]:
@@ -298,6 +299,21 @@ class ShardEngine(ShardReconciler):
 
     def set_trading_state(self, state: TradingState) -> None:
         self.risk.set_trading_state(state)
+
+    async def enforce_trading_state(self) -> int:
+        """The kill switch on orders already working: Halted and ReduceOnly cancel every
+        entry (an order that is not reduce-only); reducing orders stay. Called on every
+        poll, so a refused or failed cancel is tried again. Returns the entries cancelled."""
+        if self.risk.trading_state not in ("Halted", "ReduceOnly"):
+            return 0
+        entries = [
+            r.client_order_id
+            for r in self.orders.values()
+            if r.state in _CANCELLABLE and not r.intent.reduce_only
+        ]
+        for cid in entries:
+            await self.cancel(cid)
+        return len(entries)
 
 
 _CANCELLABLE = frozenset({OrderState.OPEN, OrderState.PARTIALLY_FILLED})

@@ -58,9 +58,14 @@ class EngineCore:
     tags: dict[tuple[str, str], TagStats] = field(default_factory=dict)
     booked: dict[str, Decimal] = field(default_factory=dict)
     """Per client order id: the amount of its fills booked in ``book``."""
+    fills_booked: int = 0
     settling: dict[str, OrderRecord] = field(default_factory=dict)
     """Orders gone from ``orders`` (filled, canceled) whose acknowledged fills are not all
     booked yet: risk still counts them (``unbooked``)."""
+    balances: dict[str, Decimal] = field(default_factory=dict)
+    """Free balances by currency (``refresh_balances``): strategies budget with them."""
+    balances_at: float = 0.0
+    """time.monotonic() of the last balance refresh (0: never)."""
     saved_pnl: tuple[object, ...] | None = None
     """The PnL baselines as last written to the journal (``save_pnl``)."""
     fill_cursor: dict[str, int] = field(default_factory=dict)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from decimal import Decimal
 
 from tradebot_runtime import metrics
@@ -18,6 +19,10 @@ from tradebot_runtime.positions import PnlTracker, PnlTrackerState
 
 log = logging.getLogger("tradebot.engine")
 
+
+BALANCE_REFRESH_S = 30.0
+"""Free balances are read again after this long (or after a fill): the account endpoint
+weighs 20 on Binance, too much for every poll."""
 
 ABANDONED_RELOOK_MS = 3_600_000
 """How far back a takeover looks up abandoned orders again."""
@@ -92,6 +97,7 @@ class ShardReconciler(EngineCore):
                     if parts.shard == self.shard:
                         self._mismatch("unjournaled_open_order", cid)
         await self.sync_fills()
+        await self.refresh_balances(force=True)
         self.reconciled = True
         self._log("reconciled", orders=len(self.orders), mismatches=self.stats.mismatches)
 
@@ -177,7 +183,9 @@ class ShardReconciler(EngineCore):
     async def poll_orders(self) -> None:
         """Refresh working orders (open orders per symbol, lookups for the rest) and fills,
         then sample and save the PnL baselines."""
+        booked = self.fills_booked
         await self._poll_orders()
+        await self.refresh_balances(force=self.fills_booked != booked)  # a fill moved them
         self.sample_pnl()
         await self.save_pnl()
 
@@ -202,6 +210,18 @@ class ShardReconciler(EngineCore):
             else:
                 await self._refresh(record)
         await self.sync_fills()
+
+    async def refresh_balances(self, *, force: bool = False) -> None:
+        """Free balances from the exchange, at most every BALANCE_REFRESH_S unless
+        ``force`` (a new fill): a failure keeps the last known ones."""
+        if not force and time.monotonic() - self.balances_at < BALANCE_REFRESH_S:
+            return
+        try:
+            self.balances = await self.client.free_balances()
+        except Exception as exc:
+            log.warning("balances not refreshed: %s", type(exc).__name__)
+            return
+        self.balances_at = time.monotonic()
 
     def sample_pnl(self) -> None:
         """Feed the PnL tracker the current total (on every mark change and poll, not only
@@ -247,6 +267,7 @@ class ShardReconciler(EngineCore):
         if not self.book.apply(fill):
             return False
         cid = fill.client_order_id
+        self.fills_booked += 1
         self.booked[cid] = self.booked.get(cid, Decimal(0)) + fill.amount
         settled = self.settling.get(cid)
         if settled is not None and self.booked[cid] >= settled.filled:

@@ -44,6 +44,8 @@ class OrderPolling(DeleteRequests):
                     async with slot.lock:
                         if engine.orders:
                             await engine.resolve_unknown()
+                            if self.delete_request is None:  # onDelete decides (leave!)
+                                await engine.enforce_trading_state()
                         await engine.poll_orders()
                 except StaleEpochError as exc:
                     engine.stopped = True

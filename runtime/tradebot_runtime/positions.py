@@ -65,7 +65,7 @@ class PositionBook:
 
     def __init__(self) -> None:
         self._books: dict[str, _Book] = {}
-        self._seen: set[tuple[str, str]] = set()
+        self._seen: set[tuple[str, str, str]] = set()
         self.unconverted_fees: dict[str, Decimal] = {}
         """Fees in assets without a conversion rate, by currency (reported, not in PnL)."""
 
@@ -103,8 +103,8 @@ class PositionBook:
         """Book fills in order (e.g. a journal replay); returns how many were new."""
         return sum(1 for fill in fills if self.apply(fill))
 
-    def has_fill(self, symbol: str, trade_id: str) -> bool:
-        return (symbol, trade_id) in self._seen
+    def has_fill(self, symbol: str, trade_id: str, side: str) -> bool:
+        return (symbol, trade_id, side) in self._seen
 
     def position(self, symbol: str) -> Position:
         book = self._books.get(symbol)

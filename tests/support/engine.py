@@ -17,7 +17,7 @@ from tradebot_runtime.exchange.client import ExchangeClient
 from tradebot_runtime.journal import Fence, Journal
 from tradebot_runtime.positions import PnlTracker
 from tradebot_runtime.risk import RiskEngine, RiskLimits
-from tradebot_runtime.strategies.base import BaseStrategy, StrategyContext
+from tradebot_runtime.strategies.base import BaseStrategy, Strategy, StrategyContext
 
 SYMBOL = "BTC/USDT"
 
@@ -30,7 +30,12 @@ class Idle(BaseStrategy):
 
 
 async def shard_engine(
-    sim: RunningSimulator, journal: Journal, bot: str, epoch: int, **ccxt_extra: Any
+    sim: RunningSimulator,
+    journal: Journal,
+    bot: str,
+    epoch: int,
+    strategy: Strategy | None = None,
+    **ccxt_extra: Any,
 ) -> ShardEngine:
     account = sim.account()
     config = endpoint_overrides("binance", sim.url)
@@ -42,7 +47,7 @@ async def shard_engine(
     engine = ShardEngine(
         journal=journal,
         client=client,
-        strategy=Idle(None, [SYMBOL]),
+        strategy=strategy or Idle(None, [SYMBOL]),
         risk=RiskEngine(RiskLimits(max_order_notional=Decimal(100000))),
         fence=Fence(bot, "acct", 0, epoch),
         symbols=[SYMBOL],

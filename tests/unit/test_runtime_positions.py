@@ -76,7 +76,18 @@ def test_duplicate_fill_is_a_no_op() -> None:
     assert book.position(SYMBOL).amount == D(1) and book.fees() == D("0.1")
     # the same trade id in another symbol is a different trade (ids are per symbol)
     assert book.apply(fill(Side.BUY, "1", "10", trade_id="T1", symbol="ETH/USDT"))
-    assert book.has_fill("ETH/USDT", "T1") and not book.has_fill("SOL/USDT", "T1")
+    assert book.has_fill("ETH/USDT", "T1", "buy") and not book.has_fill("SOL/USDT", "T1", "buy")
+
+
+def test_both_sides_of_a_trade_between_two_of_our_orders_are_booked() -> None:
+    """Issue 15: a self-trade has one trade id for both sides; the second side was taken
+    for a duplicate and dropped, leaving a position the exchange does not have."""
+    book = PositionBook()
+    assert book.apply(fill(Side.BUY, "1", "100", fee="0.1", trade_id="T7"))
+    assert book.apply(fill(Side.SELL, "1", "100", fee="0.1", trade_id="T7"))
+    assert book.position(SYMBOL).is_flat and book.fees() == D("0.2")
+    assert book.has_fill(SYMBOL, "T7", "buy") and book.has_fill(SYMBOL, "T7", "sell")
+    assert not book.apply(fill(Side.SELL, "1", "100", trade_id="T7"))  # still deduplicated
 
 
 def test_fee_in_quote() -> None:

@@ -371,7 +371,7 @@ class ExchangeClient:
         symbol: str,
         since: int | None = None,
         *,
-        known: Callable[[str], bool] | None = None,
+        known: Callable[[str, str], bool] | None = None,
     ) -> list[Fill]:
         """Our fills in ``symbol`` (only orders with one of this bot's client ids).
         Trades whose id ``known`` accepts (already booked) are skipped before their
@@ -383,7 +383,7 @@ class ExchangeClient:
         return await self._ours(symbol, trades, known)
 
     async def fills_since(
-        self, symbol: str, since: int, *, known: Callable[[str], bool] | None = None
+        self, symbol: str, since: int, *, known: Callable[[str, str], bool] | None = None
     ) -> FillPage:
         """Our fills in ``symbol`` from ``since`` (ms, inclusive) on, oldest first, page
         after page until a page is not full: a fill older than the exchange's newest
@@ -408,11 +408,15 @@ class ExchangeClient:
             cursor = top
 
     async def _ours(
-        self, symbol: str, trades: list[dict[str, Any]], known: Callable[[str], bool] | None
+        self, symbol: str, trades: list[dict[str, Any]], known: Callable[[str, str], bool] | None
     ) -> list[Fill]:
         out: list[Fill] = []
         for trade in trades:
-            if known is not None and trade.get("id") is not None and known(str(trade["id"])):
+            if (
+                known is not None
+                and trade.get("id") is not None
+                and known(str(trade["id"]), str(trade.get("side")))
+            ):
                 continue
             cid = trade.get("clientOrderId") or (trade.get("info") or {}).get("clientOrderId")
             order_id = trade.get("order")

@@ -211,16 +211,17 @@ class PaperBroker(ExchangeClient):
         symbol: str,
         since: int | None = None,
         *,
-        known: Callable[[str], bool] | None = None,
+        known: Callable[[str, str], bool] | None = None,
     ) -> list[Fill]:
         return [
             f
             for f in self.fills.get(symbol, [])
-            if (since is None or f.ts >= since) and (known is None or not known(f.trade_id))
+            if (since is None or f.ts >= since)
+            and (known is None or not known(f.trade_id, f.side.value))
         ]
 
     async def fills_since(
-        self, symbol: str, since: int, *, known: Callable[[str], bool] | None = None
+        self, symbol: str, since: int, *, known: Callable[[str, str], bool] | None = None
     ) -> FillPage:
         fills = await self.my_trades(symbol, since, known=known)
         stamps = [f.ts for f in self.fills.get(symbol, [])]
