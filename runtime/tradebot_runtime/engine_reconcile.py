@@ -23,6 +23,7 @@ log = logging.getLogger("tradebot.engine")
 BALANCE_REFRESH_S = 30.0
 """Free balances are read again after this long (or after a fill): the account endpoint
 weighs 20 on Binance, too much for every poll."""
+BALANCE_MIN_INTERVAL_S = 5.0
 
 ABANDONED_RELOOK_MS = 3_600_000
 """How far back a takeover looks up abandoned orders again."""
@@ -212,9 +213,13 @@ class ShardReconciler(EngineCore):
         await self.sync_fills()
 
     async def refresh_balances(self, *, force: bool = False) -> None:
-        """Free balances from the exchange, at most every BALANCE_REFRESH_S unless
-        ``force`` (a new fill): a failure keeps the last known ones."""
-        if not force and time.monotonic() - self.balances_at < BALANCE_REFRESH_S:
+        """Free balances from the exchange, for a strategy that uses them: every
+        BALANCE_REFRESH_S, or after a new fill (``force``) but not more often than every
+        BALANCE_MIN_INTERVAL_S; a failure keeps the last known ones."""
+        if not getattr(self.strategy, "uses_balances", False):
+            return
+        age = time.monotonic() - self.balances_at
+        if age < (BALANCE_MIN_INTERVAL_S if force else BALANCE_REFRESH_S):
             return
         try:
             self.balances = await self.client.free_balances()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from tradebot_contracts.types import TradingState
 from tradebot_runtime.domain import (
@@ -90,6 +90,10 @@ REQUIRED_METHODS: tuple[str, ...] = ("warmup", "on_bar", "on_tick", "on_fill")
 class BaseStrategy:
     """Convenience base: no-op ``warmup``/``on_tick``/``on_fill``; subclasses implement
     ``on_bar``. Plugin classes may subclass it (it is not required)."""
+
+    uses_balances: ClassVar[bool] = False
+    """True: the strategy reads ``StrategyContext.balances`` (the engine then reads the
+    account's balances, a heavy request on most exchanges; others never pay for it)."""
 
     def __init__(self, parameters: Any, symbols: Sequence[str]) -> None:
         self.parameters = parameters

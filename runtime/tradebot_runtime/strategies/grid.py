@@ -58,6 +58,7 @@ def parse_level_tag(tag: str) -> tuple[int, Side] | None:
 
 class Grid(BaseStrategy):
     parameters: GridParams
+    uses_balances = True  # buys only what the quote balance pays for
 
     def __init__(self, parameters: GridParams, symbols: Sequence[str]) -> None:
         super().__init__(parameters, symbols)
