@@ -366,22 +366,6 @@ class ExchangeClient:
         )
         return [order_report(o) for o in orders]
 
-    async def my_trades(
-        self,
-        symbol: str,
-        since: int | None = None,
-        *,
-        known: Callable[[str, str], bool] | None = None,
-    ) -> list[Fill]:
-        """Our fills in ``symbol`` (only orders with one of this bot's client ids).
-        Trades whose id ``known`` accepts (already booked) are skipped before their
-        client id is looked up: a new leader does not know the order ids of its
-        predecessor's orders, and one lookup per historical trade made takeovers slow."""
-        trades = await self.read(
-            "fetch_my_trades", lambda: self.exchange.fetch_my_trades(symbol, since)
-        )
-        return await self._ours(symbol, trades, known)
-
     async def fills_since(
         self, symbol: str, since: int, *, known: Callable[[str, str], bool] | None = None
     ) -> FillPage:
@@ -410,6 +394,10 @@ class ExchangeClient:
     async def _ours(
         self, symbol: str, trades: list[dict[str, Any]], known: Callable[[str, str], bool] | None
     ) -> list[Fill]:
+        """Our fills among ``trades`` (only orders with one of this bot's client ids).
+        Trades ``known`` accepts (already booked) are skipped before their client id is
+        looked up: a new leader does not know the order ids of its predecessor's orders,
+        and one lookup per historical trade made takeovers slow."""
         out: list[Fill] = []
         for trade in trades:
             if (
